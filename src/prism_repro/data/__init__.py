@@ -1,0 +1,1 @@
+"""Datasets: synthetic generator, downloads, parsers, split and degrees."""
