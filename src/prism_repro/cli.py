@@ -14,6 +14,7 @@ import sys
 
 COMMAND_MODULES = [
     "prism_repro.data.synthetic",
+    "prism_repro.data.preprocess",
     "prism_repro.data.split",
     "prism_repro.train",
     "prism_repro.evaluate",
