@@ -1,0 +1,243 @@
+"""The four training losses as pure functions of encoder outputs, plus a registry.
+
+Each loss takes a :class:`LossBatch` and its own hyper-parameters; :data:`LOSSES` declares what a
+loss needs (negatives, margins) so the training engine can prepare the batch without knowing
+the formulas. Formulas follow the paper and the released code (snap-research/PRISM:losses.py,
+train.py), with the reference implementations cited per loss; differences are listed in
+docs/paper-vs-code.md.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from prism_repro.uniformity import uniformity
+
+__all__ = [
+    "LossBatch",
+    "LossSpec",
+    "LOSSES",
+    "compute_loss",
+    "bpr_loss",
+    "ssm_loss",
+    "directau_loss",
+    "mawu_loss",
+    "uniformity_dot",
+    "MawuMargins",
+    "MAWU_GAMMAS",
+    "MAWU_DEFAULT_GAMMAS",
+    "mawu_gammas",
+    "RELEASED_SSM_NEGATIVES",
+]
+
+# snap-research/PRISM:run_train_prism.sh uses NEG_RATIOS=(20) for SSM; the paper says 10.
+RELEASED_SSM_NEGATIVES = 20
+
+
+@dataclass
+class LossBatch:
+    """Encoder outputs for one mini-batch of positive interactions.
+
+    ``users_unif`` / ``items_unif`` are the rows the uniformity terms spread apart. The released
+    PRISM code passes the unique users/items of the batch's edge set; official DirectAU and
+    MAWU pass the per-interaction rows (duplicates included). The engine chooses.
+    """
+
+    user: torch.Tensor  # (B, d)
+    pos: torch.Tensor  # (B, d)
+    neg: torch.Tensor | None = None  # (B, k, d)
+    users_unif: torch.Tensor | None = None  # (n_u, d)
+    items_unif: torch.Tensor | None = None  # (n_i, d)
+    user_margin: torch.Tensor | None = None  # (B,)
+    item_margin: torch.Tensor | None = None  # (B,)
+
+
+def _cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return (F.normalize(a, dim=-1) * F.normalize(b, dim=-1)).sum(-1)
+
+
+def bpr_loss(batch: LossBatch) -> torch.Tensor:
+    """-mean log sigmoid(s_pos - s_neg) over every (positive, negative) pair; dot-product scores.
+
+    Rendle et al. 2009; snap-research/PRISM:losses.py ``BPRLoss``. ``logsigmoid`` keeps large
+    score gaps finite.
+    """
+    pos = (batch.user * batch.pos).sum(-1)  # (B,)
+    neg = torch.einsum("bd,bkd->bk", batch.user, batch.neg)  # (B, k)
+    return -F.logsigmoid(pos[:, None] - neg).mean()
+
+
+def ssm_loss(batch: LossBatch, temperature: float = 0.2) -> torch.Tensor:
+    """Sampled softmax over one positive and k sampled negatives, cosine scores / temperature.
+
+    Wu et al. (TOIS 2024, wujcan/SSM-TensorFlow); snap-research/PRISM:losses.py ``SSMLoss``
+    hard-codes tau = 0.2. Written as logsumexp - positive logit, equal to the released
+    -log(exp(pos)/sum exp) but without overflow.
+    """
+    pos = _cosine(batch.user, batch.pos)  # (B,)
+    neg = _cosine(batch.user[:, None, :], batch.neg)  # (B, k)
+    logits = torch.cat([pos[:, None], neg], dim=1) / temperature
+    return (torch.logsumexp(logits, dim=1) - logits[:, 0]).mean()
+
+
+def _uniformity_or_zero(x: torch.Tensor) -> torch.Tensor:
+    # Fewer than two rows have no pair to push apart (pdist would give the mean of nothing: NaN).
+    if x.size(0) < 2:
+        return x.new_zeros(())
+    return uniformity(F.normalize(x, dim=-1), t=2.0)
+
+
+def directau_loss(batch: LossBatch, gamma: float = 1.0) -> torch.Tensor:
+    """Alignment of normalised positive pairs + gamma * mean of user and item uniformity (t=2).
+
+    Wang et al. KDD'22 (THUwangcy/DirectAU:recbole/model/general_recommender/directau.py);
+    snap-research/PRISM:losses.py ``AlignmentLoss`` with ``--reg_types uniformity``.
+    """
+    u, i = F.normalize(batch.user, dim=-1), F.normalize(batch.pos, dim=-1)
+    align = (u - i).pow(2).sum(-1).mean()
+    unif = (_uniformity_or_zero(batch.users_unif) + _uniformity_or_zero(batch.items_unif)) / 2
+    return align + gamma * unif
+
+
+def uniformity_dot(x: torch.Tensor, t: float = 2.0) -> torch.Tensor:
+    """MAWU's uniformity: log mean over the full n x n matrix of exp(-t (2 - 2 tril(C, -1))).
+
+    C is the cosine matrix. ``tril(., -1)`` zeroes the diagonal and the upper triangle, so those
+    n(n+1)/2 entries add the constant exp(-2t) each instead of being excluded: the value is not
+    the pairwise uniformity of DirectAU, and the real pairs get weight 1/n^2 rather than
+    2/(n(n-1)). Kept on purpose: it is what both psm1206/MAWU:recbole/model/general_recommender/
+    mawu.py ``uniformity_dot`` and snap-research/PRISM:losses.py ``MAWULoss`` compute.
+    """
+    xn = F.normalize(x, dim=-1)
+    cos = torch.tril(xn @ xn.T, diagonal=-1)
+    return torch.logsumexp((-t * (2.0 - 2.0 * cos)).flatten(), dim=0) - math.log(cos.numel())
+
+
+def mawu_loss(
+    batch: LossBatch, gamma_user: float = 0.5, gamma_item: float = 0.5
+) -> torch.Tensor:
+    """Margin-aware alignment + weighted uniformity (Park et al. CIKM'23).
+
+    The angle between user and positive item is widened by 1 - sigmoid(m_u + m_i) before taking
+    its cosine, so popular pairs (larger learned margins) are pulled less hard. Clamps as in
+    psm1206/MAWU:recbole/model/general_recommender/mawu.py and snap-research/PRISM:losses.py.
+    """
+    cos = _cosine(batch.user, batch.pos).clamp(-1 + 1e-7, 1 - 1e-7)
+    margin = batch.user_margin.reshape(-1) + batch.item_margin.reshape(-1)
+    angle = (torch.arccos(cos) + (1 - torch.sigmoid(margin))).clamp(0.0, math.pi)
+    align = -torch.cos(angle).mean()
+    unif = gamma_user * uniformity_dot(batch.users_unif) + gamma_item * uniformity_dot(
+        batch.items_unif
+    )
+    return align + unif
+
+
+class MawuMargins(nn.Module):
+    """Learned per-user and per-item margins for MAWU.
+
+    Xavier-uniform initialised as in snap-research/PRISM:models.py (official MAWU uses
+    Xavier-normal). The released loop clamps both tables to [0, 1] right after computing the
+    loss and before ``backward``; call :meth:`clamp_` at that point to match it.
+    """
+
+    def __init__(
+        self, num_users: int, num_items: int, generator: torch.Generator | None = None
+    ):
+        super().__init__()
+        self.user_margin = nn.Embedding(num_users, 1)
+        self.item_margin = nn.Embedding(num_items, 1)
+        for table in (self.user_margin, self.item_margin):
+            nn.init.xavier_uniform_(table.weight, generator=generator)
+
+    def forward(
+        self, users: torch.Tensor, items: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.user_margin(users).squeeze(-1), self.item_margin(items).squeeze(-1)
+
+    @torch.no_grad()
+    def clamp_(self) -> "MawuMargins":
+        self.user_margin.weight.clamp_(0.0, 1.0)
+        self.item_margin.weight.clamp_(0.0, 1.0)
+        return self
+
+
+# MAWU's own recommended gammas (psm1206/MAWU:README.md run commands), keyed by
+# (dataset, backbone); the values are (gamma1 = users, gamma2 = items).
+MAWU_DEFAULT_GAMMAS = {"gamma_user": 0.5, "gamma_item": 0.5}  # psm1206/MAWU MAWU.yaml
+MAWU_GAMMAS: dict[tuple[str, str], dict[str, float]] = {
+    ("Gowalla", "mf"): {"gamma_user": 2.6, "gamma_item": 1.4},
+    ("Gowalla", "lightgcn"): {"gamma_user": 2.4, "gamma_item": 1.6},
+    ("Yelp2018", "mf"): {"gamma_user": 0.8, "gamma_item": 0.6},
+    ("Yelp2018", "lightgcn"): {"gamma_user": 1.2, "gamma_item": 0.6},
+}
+
+
+def mawu_gammas(dataset: str, backbone: str = "mf") -> dict[str, float]:
+    """Published MAWU gammas for a dataset and backbone, with documented fall-backs.
+
+    nlmf has no published value and shares MF's ID-embedding setting, so it takes MF's.
+    MovieLens1M and AmazonBook have none (the PRISM paper tuned MAWU on MovieLens but did not
+    publish the values), so they take MAWU's defaults 0.5 / 0.5.
+    """
+    key = (dataset, "mf" if backbone == "nlmf" else backbone)
+    return dict(MAWU_GAMMAS.get(key, MAWU_DEFAULT_GAMMAS))
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    """What a loss needs from the engine, and its default hyper-parameters."""
+
+    name: str
+    fn: Callable[..., torch.Tensor]
+    negatives: int  # default number of sampled negatives per positive; 0 = none
+    angle_based: bool  # depends on directions only (invariant to per-row positive rescaling)
+    needs_margins: bool = False
+    defaults: dict = field(default_factory=dict)
+    needs_uniformity_rows: bool = False  # reads users_unif / items_unif
+
+
+LOSSES: dict[str, LossSpec] = {
+    "bpr": LossSpec("bpr", bpr_loss, negatives=1, angle_based=False),
+    # The paper uses 10 negatives; the released script 20 (RELEASED_SSM_NEGATIVES).
+    "ssm": LossSpec("ssm", ssm_loss, negatives=10, angle_based=True, defaults={"temperature": 0.2}),
+    "directau": LossSpec(
+        "directau",
+        directau_loss,
+        negatives=0,
+        angle_based=True,
+        defaults={"gamma": 1.0},
+        needs_uniformity_rows=True,
+    ),
+    "mawu": LossSpec(
+        "mawu",
+        mawu_loss,
+        negatives=0,
+        angle_based=True,
+        needs_margins=True,
+        defaults=dict(MAWU_DEFAULT_GAMMAS),
+        needs_uniformity_rows=True,
+    ),
+}
+
+
+def compute_loss(name: str, batch: LossBatch, **hparams) -> torch.Tensor:
+    """Evaluate loss ``name`` on ``batch``; unknown hyper-parameters and missing inputs fail loudly."""
+    if name not in LOSSES:
+        raise ValueError(f"unknown loss {name!r}; choose from {sorted(LOSSES)}")
+    spec = LOSSES[name]
+    unknown = set(hparams) - set(spec.defaults)
+    if unknown:
+        raise TypeError(f"loss {name!r} takes {sorted(spec.defaults)}, got {sorted(unknown)}")
+    if spec.negatives and batch.neg is None:
+        raise ValueError(f"loss {name!r} needs sampled negatives (batch.neg)")
+    if spec.needs_margins and (batch.user_margin is None or batch.item_margin is None):
+        raise ValueError(f"loss {name!r} needs user_margin and item_margin")
+    if spec.needs_uniformity_rows and (batch.users_unif is None or batch.items_unif is None):
+        raise ValueError(f"loss {name!r} needs users_unif and items_unif")
+    return spec.fn(batch, **{**spec.defaults, **hparams})
