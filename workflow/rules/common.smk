@@ -102,7 +102,15 @@ def preprocess_source(wildcards):
 
 
 def downloaded_files(dataset):
-    raise WorkflowError(f"dataset {dataset!r}: downloads are not available yet")
+    """resources/raw/{dataset}/{file} for each file the dataset's config pins (rule download)."""
+    from prism_repro.cli import UserError
+    from prism_repro.data.download import dataset_files
+
+    try:
+        files = dataset_files(dataset, config["datasets"])
+    except UserError as err:
+        raise WorkflowError(str(err)) from None
+    return [f"resources/raw/{dataset}/{name}" for name in files]
 
 
 def synthetic_params(wildcards):
@@ -114,7 +122,9 @@ def run_seed(wildcards):
 
 
 def run_split(wildcards):
-    return f"results/{wildcards.preset}/data/{wildcards.dataset}/split_s{run_seed(wildcards)}.parquet"
+    return (
+        f"results/{wildcards.preset}/data/{wildcards.dataset}/split_s{run_seed(wildcards)}.parquet"
+    )
 
 
 def run_degrees(wildcards):
@@ -125,3 +135,14 @@ def preset_datasets():
     """Datasets that the selected preset's experiments use, in config order."""
     used = {d for exp in config["experiments"].values() for d in exp["datasets"]}
     return [d for d in config["datasets"] if d in used]
+
+
+def engine_args(wildcards):
+    """Engine flags from config.train; a changed setting reruns only the runs it affects."""
+    t = config["train"]
+    loss = RunSpec.parse(wildcards.run).loss
+    return (
+        f"--dim {t['dim']} --max-epochs {t['max_epochs']} --patience {t['patience']}"
+        f" --batch-size {loss}={t['batch_size'][loss]} --k {config['evaluate']['k']}"
+        f" --device {t['device']}"
+    )

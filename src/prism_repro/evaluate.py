@@ -1,0 +1,87 @@
+"""Evaluate a trained run: full-ranking NDCG@k (overall and by popularity) and embedding norms.
+
+Validation ranks with the train items masked; test masks train and validation items. For
+LightGCN the test-time propagation graph is train + validation edges, as in the released code
+(PyG ``RandomLinkSplit`` semantics).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from prism_repro.data.split import load_split
+from prism_repro.io import write_parquet
+from prism_repro.models import build_encoder
+from prism_repro.ranking import UserItemSets, evaluate_ranking
+from prism_repro.runspec import RunSpec
+
+METRIC_NAMES = ("ndcg", "ndcg_popular", "ndcg_neutral", "ndcg_unpopular")
+
+
+def load_model(path: Path, data, device) -> tuple[torch.nn.Module, dict]:
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    summary = payload["summary"]
+    spec = RunSpec.parse(summary["run"])
+    engine = summary["engine"]
+    model = build_encoder(spec.backbone, data.num_users, data.num_items, engine["dim"], train_edges=torch.from_numpy(data.train.T.copy()), relu=engine["nlmf_relu"])
+    model.load_state_dict({k.removeprefix("model."): v for k, v in payload["state"].items() if k.startswith("model.")})
+    return model.to(device).eval(), summary
+
+
+def evaluate_model(model, data, k: int, device) -> dict:
+    stratum = torch.from_numpy(data.item_stratum.astype(np.int64)).to(device)
+    train_sets = UserItemSets(data.train, data.num_users, device)
+    val_sets = UserItemSets(data.val, data.num_users, device)
+    test_sets = UserItemSets(data.test, data.num_users, device)
+    out = {}
+    with torch.no_grad():
+        users, items = model()
+        for name, value in evaluate_ranking(users, items, val_sets, [train_sets], stratum, k).items():
+            out[f"val_{name}"] = value
+        if hasattr(model, "set_graph"):
+            model.set_graph(torch.from_numpy(np.concatenate([data.train, data.val]).T.copy()))
+            users, items = model()
+        for name, value in evaluate_ranking(users, items, test_sets, [train_sets, val_sets], stratum, k).items():
+            out[f"test_{name}"] = value
+    return out, users, items
+
+
+def _command(args: argparse.Namespace) -> None:
+    device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    data = load_split(args.split, args.degrees)
+    model, summary = load_model(args.model, data, device)
+    if summary["diverged"] and summary["best_epoch"] == 0:
+        metrics = {f"{s}_{m}": float("nan") for s in ("val", "test") for m in METRIC_NAMES}
+        users = items = None
+    else:
+        metrics, users, items = evaluate_model(model, data, args.k, device)
+    row = {k: v for k, v in summary.items() if k != "engine"}
+    row.update({f"engine_{k}": v for k, v in summary["engine"].items()})
+    row.update(metrics)
+    row["k"] = args.k
+    write_parquet(pd.DataFrame([row]), args.out_metrics)
+    norms = []
+    for node, out, degree in (("user", users, data.user_degree), ("item", items, data.item_degree)):
+        norm = out.detach().norm(dim=1).cpu().numpy() if out is not None else np.full(len(degree), np.nan)
+        frame = pd.DataFrame({"node": node, "id": np.arange(len(degree)), "degree": degree, "norm": norm})
+        if node == "item":
+            frame["stratum"] = data.item_stratum
+        norms.append(frame)
+    write_parquet(pd.concat(norms, ignore_index=True).assign(run=summary["run"], dataset=summary["dataset"]), args.out_norms)
+
+
+def register(sub) -> None:
+    p = sub.add_parser("evaluate", help="test/validation NDCG@k and embedding norms of a trained run")
+    p.add_argument("--model", type=Path, required=True)
+    p.add_argument("--split", type=Path, required=True)
+    p.add_argument("--degrees", type=Path, required=True)
+    p.add_argument("--out-metrics", type=Path, required=True)
+    p.add_argument("--out-norms", type=Path, required=True)
+    p.add_argument("--k", type=int, default=20)
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.set_defaults(func=_command)

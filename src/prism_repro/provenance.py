@@ -1,0 +1,38 @@
+"""Where a result came from: package versions and the git commit, stored with every run."""
+
+from __future__ import annotations
+
+import functools
+import platform
+import subprocess
+from pathlib import Path
+
+
+@functools.lru_cache(maxsize=1)
+def provenance() -> dict:
+    import numpy
+    import torch
+
+    import prism_repro
+
+    try:
+        import torch_geometric
+
+        pyg = torch_geometric.__version__
+    except ImportError:  # pragma: no cover
+        pyg = "absent"
+    try:
+        commit = subprocess.run(
+            ["git", "describe", "--always", "--dirty", "--abbrev=12"],
+            capture_output=True, text=True, timeout=10, cwd=Path(__file__).parent,
+        ).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        commit = "unknown"
+    return {
+        "version_prism_repro": prism_repro.__version__,
+        "version_torch": str(torch.__version__),
+        "version_torch_geometric": str(pyg),
+        "version_numpy": str(numpy.__version__),
+        "version_python": platform.python_version(),
+        "git_commit": commit,
+    }
