@@ -107,7 +107,11 @@ def _one_adam_step(mode: str, name: str = "mf") -> tuple[torch.Tensor, torch.Ten
     """One training step on a batch of users {0, 1} and items {2, 3}; returns old and new tables."""
     wd = 0.1
     enc = build_encoder(
-        name, 6, 8, 4, train_edges=torch.tensor([[0, 1], [2, 3]]),
+        name,
+        6,
+        8,
+        4,
+        train_edges=torch.tensor([[0, 1], [2, 3]]),
         generator=torch.Generator().manual_seed(0),
     )
     before = torch.cat([enc.user_emb.weight, enc.item_emb.weight]).detach().clone()

@@ -51,18 +51,14 @@ def test_bpr_averages_over_every_negative():
 def test_ssm_hand_computed():
     # tau = 0.5; cosines: positive 1, negatives 0 and -1 -> logits 2, 0, -2
     # loss = log(e^2 + e^0 + e^-2) - 2 = log(1 + e^-2 + e^-4) = 0.142932
-    batch = LossBatch(
-        user=T([[1.0, 0.0]]), pos=T([[3.0, 0.0]]), neg=T([[[0.0, 2.0], [-1.0, 0.0]]])
-    )
+    batch = LossBatch(user=T([[1.0, 0.0]]), pos=T([[3.0, 0.0]]), neg=T([[[0.0, 2.0], [-1.0, 0.0]]]))
     want = math.log(1 + E(-2) + E(-4))
     assert ssm_loss(batch, temperature=0.5).item() == pytest.approx(want, rel=1e-6)
     assert want == pytest.approx(0.142932, abs=1e-6)
 
 
 def test_ssm_default_temperature_is_released_0_2():
-    batch = LossBatch(
-        user=T([[1.0, 0.0]]), pos=T([[1.0, 1.0]]), neg=T([[[0.0, 2.0], [-1.0, 0.0]]])
-    )
+    batch = LossBatch(user=T([[1.0, 0.0]]), pos=T([[1.0, 1.0]]), neg=T([[[0.0, 2.0], [-1.0, 0.0]]]))
     c = 1 / math.sqrt(2)  # cos(pos) = 1/sqrt2, cos(neg 1) = 0, cos(neg 2) = -1
     want = math.log(E(c / 0.2) + E(0.0) + E(-1 / 0.2)) - c / 0.2  # 0.028917
     assert compute_loss("ssm", batch).item() == pytest.approx(want, rel=1e-5)
@@ -229,8 +225,10 @@ def test_compute_loss_rejects_bad_calls():
     with pytest.raises(ValueError, match="negatives"):
         compute_loss("bpr", LossBatch(user=b.user, pos=b.pos))
     with pytest.raises(ValueError, match="margin"):
-        compute_loss("mawu", LossBatch(user=b.user, pos=b.pos, users_unif=b.users_unif,
-                                       items_unif=b.items_unif))
+        compute_loss(
+            "mawu",
+            LossBatch(user=b.user, pos=b.pos, users_unif=b.users_unif, items_unif=b.items_unif),
+        )
     with pytest.raises(ValueError, match="users_unif"):
         compute_loss("directau", LossBatch(user=b.user, pos=b.pos))
 
@@ -241,18 +239,26 @@ def test_compute_loss_passes_hyperparameters():
     assert compute_loss("directau", b, gamma=2.0).item() == pytest.approx(
         directau_loss(b, gamma=2.0).item()
     )
-    assert compute_loss("directau", b).item() != pytest.approx(compute_loss("directau", b, gamma=2.0).item())
+    assert compute_loss("directau", b).item() != pytest.approx(
+        compute_loss("directau", b, gamma=2.0).item()
+    )
 
 
 def test_directau_single_uniformity_row_gives_no_nan():
-    b = LossBatch(user=T([[1.0, 0.0]]), pos=T([[1.0, 0.0]]), users_unif=T([[1.0, 0.0]]),
-                  items_unif=T([[1.0, 0.0]]))
+    b = LossBatch(
+        user=T([[1.0, 0.0]]),
+        pos=T([[1.0, 0.0]]),
+        users_unif=T([[1.0, 0.0]]),
+        items_unif=T([[1.0, 0.0]]),
+    )
     assert directau_loss(b).item() == pytest.approx(0.0, abs=1e-6)
 
 
 def test_mawu_margins_init_and_clamp():
     gen = torch.Generator().manual_seed(0)
+    state = torch.get_rng_state()
     m = MawuMargins(50, 70, generator=gen)
+    assert torch.equal(torch.get_rng_state(), state)
     bound = math.sqrt(6 / (50 + 1))  # xavier on a (50, 1) table
     assert m.user_margin.weight.abs().max() <= bound
     assert (m.user_margin.weight < 0).any()  # Xavier draws are signed until the first clamp
@@ -274,7 +280,9 @@ def test_mawu_gammas_published_and_fallbacks():
     assert mawu_gammas("Yelp2018", "mf") == {"gamma_user": 0.8, "gamma_item": 0.6}
     assert mawu_gammas("Gowalla", "nlmf") == {"gamma_user": 2.6, "gamma_item": 1.4}
     assert mawu_gammas("Gowalla", "lightgcn") == {"gamma_user": 2.4, "gamma_item": 1.6}
-    assert mawu_gammas("MovieLens1M") == MAWU_DEFAULT_GAMMAS == {"gamma_user": 0.5, "gamma_item": 0.5}
+    assert (
+        mawu_gammas("MovieLens1M") == MAWU_DEFAULT_GAMMAS == {"gamma_user": 0.5, "gamma_item": 0.5}
+    )
     assert mawu_gammas("AmazonBook", "lightgcn") == MAWU_DEFAULT_GAMMAS
     g = mawu_gammas("Gowalla")
     g["gamma_user"] = 0.0  # callers get a copy

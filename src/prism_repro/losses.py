@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import skip_init
 
 from prism_repro.uniformity import uniformity
 
@@ -119,9 +120,7 @@ def uniformity_dot(x: torch.Tensor, t: float = 2.0) -> torch.Tensor:
     return torch.logsumexp((-t * (2.0 - 2.0 * cos)).flatten(), dim=0) - math.log(cos.numel())
 
 
-def mawu_loss(
-    batch: LossBatch, gamma_user: float = 0.5, gamma_item: float = 0.5
-) -> torch.Tensor:
+def mawu_loss(batch: LossBatch, gamma_user: float = 0.5, gamma_item: float = 0.5) -> torch.Tensor:
     """Margin-aware alignment + weighted uniformity (Park et al. CIKM'23).
 
     The angle between user and positive item is widened by 1 - sigmoid(m_u + m_i) before taking
@@ -146,12 +145,11 @@ class MawuMargins(nn.Module):
     loss and before ``backward``; call :meth:`clamp_` at that point to match it.
     """
 
-    def __init__(
-        self, num_users: int, num_items: int, generator: torch.Generator | None = None
-    ):
+    def __init__(self, num_users: int, num_items: int, generator: torch.Generator | None = None):
         super().__init__()
-        self.user_margin = nn.Embedding(num_users, 1)
-        self.item_margin = nn.Embedding(num_items, 1)
+        # skip_init: the default constructor would draw from the global RNG
+        self.user_margin = skip_init(nn.Embedding, num_users, 1)
+        self.item_margin = skip_init(nn.Embedding, num_items, 1)
         for table in (self.user_margin, self.item_margin):
             nn.init.xavier_uniform_(table.weight, generator=generator)
 
@@ -168,7 +166,7 @@ class MawuMargins(nn.Module):
 
 
 # MAWU's own recommended gammas (psm1206/MAWU:README.md run commands), keyed by
-# (dataset, backbone); the values are (gamma1 = users, gamma2 = items).
+# (dataset, backbone); MAWU's gamma1 weighs users, gamma2 items.
 MAWU_DEFAULT_GAMMAS = {"gamma_user": 0.5, "gamma_item": 0.5}  # psm1206/MAWU MAWU.yaml
 MAWU_GAMMAS: dict[tuple[str, str], dict[str, float]] = {
     ("Gowalla", "mf"): {"gamma_user": 2.6, "gamma_item": 1.4},

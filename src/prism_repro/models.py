@@ -72,9 +72,7 @@ class Encoder(nn.Module):
     def forward(self) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
 
-    def encode(
-        self, users: torch.Tensor, items: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def encode(self, users: torch.Tensor, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
 
 
