@@ -14,7 +14,9 @@ import sys
 
 COMMAND_MODULES = [
     "prism_repro.data.synthetic",
+    "prism_repro.data.download",
     "prism_repro.data.preprocess",
+    "prism_repro.data.stats",
     "prism_repro.data.split",
     "prism_repro.train",
     "prism_repro.evaluate",

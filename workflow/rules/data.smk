@@ -1,4 +1,43 @@
-# Data: raw files -> interactions.parquet -> seeded split -> train degrees and popularity strata.
+# Data: downloads -> raw files -> interactions.parquet -> seeded split -> train degrees and strata.
+
+
+def download_url(wildcards):
+    """Base URL of the dataset's files (config datasets.<dataset>.url)."""
+    return config["datasets"][wildcards.dataset]["url"]
+
+
+def download_checksum(wildcards):
+    """Pinned checksum of one raw file (config datasets.<dataset>.files.<file>)."""
+    files = config["datasets"][wildcards.dataset].get("files", {})
+    if wildcards.file not in files:
+        raise WorkflowError(f"dataset {wildcards.dataset!r} pins no file {wildcards.file!r}")
+    return files[wildcards.file]
+
+
+def preprocess_options(wildcards):
+    """Source-specific preprocess flags: the MovieLens rating threshold (default in the package: 3)."""
+    spec = config["datasets"][wildcards.dataset]
+    return f"--min-rating {spec['min_rating']}" if "min_rating" in spec else ""
+
+
+# One job per pinned file of each dataset: mirror first, then the public source, checksum-verified.
+# Raw files are shared by all presets; runs on the submitting host (compute nodes may be offline).
+rule download:
+    output:
+        "resources/raw/{dataset}/{file}",
+    log:
+        "resources/logs/download/{dataset}/{file}.log",
+    wildcard_constraints:
+        file="[A-Za-z0-9][A-Za-z0-9._-]*",
+    localrule: True
+    conda:
+        "../../envs/prism.yaml"
+    params:
+        url=download_url,
+        checksum=download_checksum,
+    shell:
+        "python -m prism_repro download --url {params.url:q} --checksum {params.checksum}"
+        " --mirror {config[mirror]:q} --out {output} 2> {log}"
 
 
 rule synthetic_dataset:
@@ -29,8 +68,10 @@ rule preprocess:
         "../../envs/prism.yaml"
     params:
         source=preprocess_source,
+        options=preprocess_options,
     shell:
-        "python -m prism_repro preprocess --source {params.source} --in {input} --out {output} 2> {log}"
+        "python -m prism_repro preprocess --source {params.source} {params.options} --in {input}"
+        " --out {output} 2> {log}"
 
 
 rule split:
