@@ -1,6 +1,6 @@
 # Tables: CSV and Markdown, each from aggregated metrics.
 
-TABLES = ["runs"]
+TABLES = ["runs", "table2"]
 
 
 rule runs_table:
@@ -19,3 +19,22 @@ rule runs_table:
     shell:
         "python -m prism_repro table runs --in {input} --out-csv {output.csv} --out-md {output.md}"
         " 2> {log}"
+
+
+# Table 2: users, items, interactions, density of each dataset of the preset, beside the paper's.
+rule table2:
+    input:
+        expand("results/{{preset}}/data/{dataset}/interactions.parquet", dataset=preset_datasets()),
+    output:
+        csv="results/{preset}/tables/table2.csv",
+        md="results/{preset}/tables/table2.md",
+    log:
+        "results/{preset}/logs/table/table2.log",
+    localrule: True
+    conda:
+        "../../envs/prism.yaml"
+    params:
+        datasets=preset_datasets(),
+    shell:
+        "python -m prism_repro table2 --datasets {params.datasets} --in {input}"
+        " --out-csv {output.csv} --out-md {output.md} 2> {log}"
