@@ -1,16 +1,19 @@
 # Config resolution (preset + schema), run grids, and the path helpers rules share.
 import itertools
 import re
+import sys
 
 from prism_repro.config import ConfigError, resolve_config
 from prism_repro.runspec import RUN_ID_PATTERN, RunSpec
 
 try:
     _resolved = resolve_config(
-        config, "workflow/schemas/config.schema.yaml", dict(workflow.config_settings.config)
+        config,
+        f"{workflow.basedir}/workflow/schemas/config.schema.yaml",
+        dict(workflow.config_settings.config),
     )
 except ConfigError as err:
-    raise WorkflowError(str(err)) from None
+    sys.exit(f"config error: {err}")
 config.clear()
 config.update(_resolved)
 PRESET = config["preset"]

@@ -1,0 +1,67 @@
+"""The DAG itself: tiny end to end, reruns, single targets, config errors, paper dry run."""
+
+import re
+
+import pandas as pd
+import pytest
+
+from conftest import snakemake
+
+pytestmark = pytest.mark.slow
+
+
+def job_counts(dry_run_stdout: str) -> dict[str, int]:
+    block = dry_run_stdout.split("Job stats:")[1].split("Reasons:")[0] if "Job stats:" in dry_run_stdout else ""
+    return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", block, re.M) if m[1] != "total"}
+
+
+def test_tiny_preset_builds_every_artifact(tiny_run):
+    out = tiny_run / "results" / "tiny"
+    for path in ["figures/fig1.png", "figures/fig1.pdf", "tables/runs.csv", "tables/runs.md", "metrics/fig1.parquet"]:
+        assert (out / path).stat().st_size > 0, path
+    metrics = pd.read_parquet(out / "metrics" / "fig1.parquet")
+    assert len(metrics) == 2 and not metrics["diverged"].any()
+    # strata sum to the overall NDCG; a trained model beats random ranking (NDCG@20 ~ 20/400 here)
+    parts = metrics[["test_ndcg_popular", "test_ndcg_neutral", "test_ndcg_unpopular"]].sum(axis=1)
+    assert parts.to_numpy() == pytest.approx(metrics["test_ndcg"].to_numpy(), abs=1e-9)
+    assert (metrics["test_ndcg"] > 0.1).all()
+    for col in ["git_commit", "version_torch", "device", "best_epoch", "epochs_run", "train_seconds"]:
+        assert col in metrics
+
+
+def test_second_run_does_nothing_and_plot_option_reruns_only_the_plot(tiny_run):
+    again = snakemake(tiny_run, "-n", "--config", "preset=tiny")
+    assert "Nothing to be done" in again.stdout + again.stderr
+    restyled = snakemake(tiny_run, "-n", "--config", "preset=tiny", "figures={style: ticks}")
+    assert job_counts(restyled.stdout) == {"figure": 1, "all": 1}
+
+
+def test_one_runs_metrics_path_builds_only_its_chain(workflow_copy):
+    target = "results/tiny/runs/Synthetic/mf_bpr_full0.0001_xavier_lr0.01_s123/metrics.parquet"
+    dry = snakemake(workflow_copy, "-n", "--cores", "1", "--config", "preset=tiny", "--", target)
+    assert job_counts(dry.stdout) == {"synthetic_dataset": 1, "preprocess": 1, "split": 1, "degrees": 1, "train": 1, "evaluate": 1}
+    snakemake(workflow_copy, "--cores", "1", "--config", "preset=tiny", "--", target)
+    assert (workflow_copy / target).exists()
+    assert not (workflow_copy / "results/tiny/runs/Synthetic/mf_bpr_none_xavier_lr0.01_s123").exists()
+
+
+def test_misspelled_config_key_fails_in_one_line_before_any_job(workflow_copy):
+    cfg = workflow_copy / "config.yaml"
+    cfg.write_text(cfg.read_text().replace("  patience: 10\n", "  patiense: 10\n", 1))
+    proc = snakemake(workflow_copy, "--cores", "1", "--config", "preset=tiny", check=False)
+    assert proc.returncode != 0
+    errors = [line for line in proc.stderr.splitlines() if "patiense" in line]
+    assert len(errors) == 1 and "allowed keys" in errors[0] and "patience" in errors[0]
+    assert not (workflow_copy / "results").exists()
+
+
+@pytest.mark.parametrize("override,needle", [("preset=nope", "'preset'"), ("evaluate={k: 0}", "evaluate.k")])
+def test_bad_config_values_name_the_key(workflow_copy, override, needle):
+    proc = snakemake(workflow_copy, "-n", "--config", override, check=False)
+    assert proc.returncode != 0 and needle in proc.stderr
+
+
+def test_paper_preset_dry_run_builds_the_full_dag(workflow_copy):
+    proc = snakemake(workflow_copy, "-n", "--quiet", "rules")
+    counts = job_counts(proc.stdout)
+    assert counts.get("train", 0) > 0 and counts.get("all") == 1
