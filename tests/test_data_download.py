@@ -146,7 +146,7 @@ def test_checksum_mismatch_on_the_command_line_is_one_line(tmp_path, capsys):
 
 
 def test_missing_everywhere_fails_with_one_line(tmp_path):
-    with pytest.raises(UserError, match=r"could not download .*/toyset/train\.txt: .*no such file.*") as err:
+    with pytest.raises(UserError, match=r"could not download train\.txt: .*/toyset/train\.txt: no such file; file://.*/public/toyset/train\.txt: .*") as err:
         fetch((tmp_path / "public").as_uri() + "/toyset", tmp_path / "train.txt", sha256(CONTENT), str(tmp_path), retries=1)
     assert "\n" not in str(err.value)
     assert not (tmp_path / "train.txt").exists()

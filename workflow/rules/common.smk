@@ -116,6 +116,25 @@ def downloaded_files(dataset):
     return [f"resources/raw/{dataset}/{name}" for name in files]
 
 
+def download_url(wildcards):
+    """Base URL of the dataset's files (config datasets.<dataset>.url)."""
+    return config["datasets"][wildcards.dataset]["url"]
+
+
+def download_checksum(wildcards):
+    """Pinned checksum of one raw file (config datasets.<dataset>.files.<file>)."""
+    files = config["datasets"][wildcards.dataset].get("files", {})
+    if wildcards.file not in files:
+        raise WorkflowError(f"dataset {wildcards.dataset!r} pins no file {wildcards.file!r}")
+    return files[wildcards.file]
+
+
+def preprocess_options(wildcards):
+    """Source-specific preprocess flags: the MovieLens rating threshold (default in the package: 3)."""
+    spec = config["datasets"][wildcards.dataset]
+    return f"--min-rating {spec['min_rating']}" if "min_rating" in spec else ""
+
+
 def synthetic_params(wildcards):
     return config["datasets"][wildcards.dataset]
 

@@ -1,25 +1,6 @@
 # Data: downloads -> raw files -> interactions.parquet -> seeded split -> train degrees and strata.
 
 
-def download_url(wildcards):
-    """Base URL of the dataset's files (config datasets.<dataset>.url)."""
-    return config["datasets"][wildcards.dataset]["url"]
-
-
-def download_checksum(wildcards):
-    """Pinned checksum of one raw file (config datasets.<dataset>.files.<file>)."""
-    files = config["datasets"][wildcards.dataset].get("files", {})
-    if wildcards.file not in files:
-        raise WorkflowError(f"dataset {wildcards.dataset!r} pins no file {wildcards.file!r}")
-    return files[wildcards.file]
-
-
-def preprocess_options(wildcards):
-    """Source-specific preprocess flags: the MovieLens rating threshold (default in the package: 3)."""
-    spec = config["datasets"][wildcards.dataset]
-    return f"--min-rating {spec['min_rating']}" if "min_rating" in spec else ""
-
-
 # One job per pinned file of each dataset: mirror first, then the public source, checksum-verified.
 # Raw files are shared by all presets; runs on the submitting host (compute nodes may be offline).
 rule download:
@@ -32,12 +13,15 @@ rule download:
     localrule: True
     conda:
         "../../envs/prism.yaml"
+    # where to fetch from, not what: a resource, so that switching mirrors reruns nothing
+    resources:
+        mirror=config["mirror"],
     params:
         url=download_url,
         checksum=download_checksum,
     shell:
         "python -m prism_repro download --url {params.url:q} --checksum {params.checksum}"
-        " --mirror {config[mirror]:q} --out {output} 2> {log}"
+        " --mirror={resources.mirror:q} --out {output} 2> {log}"
 
 
 rule synthetic_dataset:

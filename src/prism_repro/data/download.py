@@ -221,7 +221,7 @@ def fetch(
                 continue
             log.info("verified %s %s -> %s", expected, location, out)
             return actual
-    raise UserError(f"could not download {public}: {'; '.join(problems)}")
+    raise UserError(f"could not download {name}: {'; '.join(problems)}")
 
 
 def _make_readable(path: Path) -> None:
