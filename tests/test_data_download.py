@@ -67,11 +67,19 @@ def test_checksum_parse_is_case_insensitive_in_hex():
 
 
 def test_mirror_layout_uses_last_component_of_the_base_url():
-    lightgcn = "https://raw.githubusercontent.com/gusye1234/LightGCN-PyTorch/master/data/amazon-book"
+    lightgcn = (
+        "https://raw.githubusercontent.com/gusye1234/LightGCN-PyTorch/master/data/amazon-book"
+    )
     assert mirror_location("/m", lightgcn, "train.txt") == "/m/amazon-book/train.txt"
-    assert mirror_location("http://h:8000/d/", lightgcn, "test.txt") == "http://h:8000/d/amazon-book/test.txt"
+    assert (
+        mirror_location("http://h:8000/d/", lightgcn, "test.txt")
+        == "http://h:8000/d/amazon-book/test.txt"
+    )
     movielens = "https://files.grouplens.org/datasets/movielens"
-    assert mirror_location("file:///srv/mirror", movielens, "ml-1m.zip") == "file:///srv/mirror/movielens/ml-1m.zip"
+    assert (
+        mirror_location("file:///srv/mirror", movielens, "ml-1m.zip")
+        == "file:///srv/mirror/movielens/ml-1m.zip"
+    )
 
 
 def test_local_mirror_is_tried_first(tmp_path):
@@ -89,7 +97,9 @@ def test_file_url_mirror_and_fallback_to_public_source(tmp_path):
     put(mirror, "toyset/train.txt", CONTENT)
     put(public, "toyset/test.txt", b"7 8\n")
     out = tmp_path / "raw"
-    fetch(public.as_uri() + "/toyset", out / "train.txt", sha256(CONTENT), mirror.as_uri(), retries=1)
+    fetch(
+        public.as_uri() + "/toyset", out / "train.txt", sha256(CONTENT), mirror.as_uri(), retries=1
+    )
     # the mirror lacks test.txt: the public source serves it
     fetch(public.as_uri() + "/toyset", out / "test.txt", sha256(b"7 8\n"), str(mirror), retries=1)
     assert (out / "train.txt").read_bytes() == CONTENT
@@ -134,7 +144,9 @@ def test_checksum_mismatch_on_the_command_line_is_one_line(tmp_path, capsys):
     out = tmp_path / "raw" / "train.txt"
     md5 = "md5:" + hashlib.md5(CONTENT).hexdigest()
     url = public.as_uri() + "/toyset"
-    code = cli.main(["download", "--url", url, "--checksum", md5, "--out", str(out), "--retries", "1"])
+    code = cli.main(
+        ["download", "--url", url, "--checksum", md5, "--out", str(out), "--retries", "1"]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1
     assert err[-1] == (
@@ -146,8 +158,17 @@ def test_checksum_mismatch_on_the_command_line_is_one_line(tmp_path, capsys):
 
 
 def test_missing_everywhere_fails_with_one_line(tmp_path):
-    with pytest.raises(UserError, match=r"could not download train\.txt: .*/toyset/train\.txt: no such file; file://.*/public/toyset/train\.txt: .*") as err:
-        fetch((tmp_path / "public").as_uri() + "/toyset", tmp_path / "train.txt", sha256(CONTENT), str(tmp_path), retries=1)
+    with pytest.raises(
+        UserError,
+        match=r"could not download train\.txt: .*/toyset/train\.txt: no such file; file://.*/public/toyset/train\.txt: .*",
+    ) as err:
+        fetch(
+            (tmp_path / "public").as_uri() + "/toyset",
+            tmp_path / "train.txt",
+            sha256(CONTENT),
+            str(tmp_path),
+            retries=1,
+        )
     assert "\n" not in str(err.value)
     assert not (tmp_path / "train.txt").exists()
 
@@ -207,7 +228,14 @@ def test_http_gives_up_after_the_last_attempt(tmp_path):
     sleeps = []
     with _Server(lambda handler, n: _send(handler, 500)) as server:
         with pytest.raises(UserError, match=r"HTTP 500 .*after 3 attempts") as err:
-            fetch(f"{server.url}/pub/toyset", tmp_path / "train.txt", sha256(CONTENT), retries=3, backoff_s=1, sleep=sleeps.append)
+            fetch(
+                f"{server.url}/pub/toyset",
+                tmp_path / "train.txt",
+                sha256(CONTENT),
+                retries=3,
+                backoff_s=1,
+                sleep=sleeps.append,
+            )
     assert sleeps == [1, 2]
     assert "\n" not in str(err.value)
     assert leftovers(tmp_path) == []
@@ -221,7 +249,9 @@ def test_http_timeout_is_retried(tmp_path):
 
     with _Server(respond) as server:
         out = tmp_path / "train.txt"
-        fetch(BASE, out, sha256(CONTENT), server.url, retries=2, timeout_s=0.2, sleep=lambda s: None)
+        fetch(
+            BASE, out, sha256(CONTENT), server.url, retries=2, timeout_s=0.2, sleep=lambda s: None
+        )
     assert out.read_bytes() == CONTENT
     assert len(server.requests) == 2
 
@@ -248,7 +278,14 @@ def test_http_mirror_404_falls_back_to_the_public_source(tmp_path):
     put(public, "toyset/train.txt", CONTENT)
     with _Server(lambda handler, n: _send(handler, 404)) as server:
         out = tmp_path / "raw" / "train.txt"
-        fetch(public.as_uri() + "/toyset", out, sha256(CONTENT), server.url, retries=3, sleep=lambda s: None)
+        fetch(
+            public.as_uri() + "/toyset",
+            out,
+            sha256(CONTENT),
+            server.url,
+            retries=3,
+            sleep=lambda s: None,
+        )
     assert out.read_bytes() == CONTENT
     assert len(server.requests) == 1  # a 404 is not retried
 
@@ -269,7 +306,10 @@ def test_synthetic_dataset_has_nothing_to_download():
 def test_config_pins_the_files_preprocessing_needs():
     import yaml
 
-    config = resolve_config(yaml.safe_load((REPO / "config.yaml").read_text()), REPO / "workflow/schemas/config.schema.yaml")
+    config = resolve_config(
+        yaml.safe_load((REPO / "config.yaml").read_text()),
+        REPO / "workflow/schemas/config.schema.yaml",
+    )
     datasets = config["datasets"]
     expected = {
         "MovieLens1M": ["ml-1m.zip"],

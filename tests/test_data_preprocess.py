@@ -22,17 +22,20 @@ TRAIN = "10 7 5 9\n3 5\n\n42 9 100\n"
 TEST = "10 7 11\n3\n"
 
 # user::movie::rating::timestamp; ratings below 3 are dropped by default
-RATINGS = "\n".join(
-    [
-        "1::1193::5::978300760",
-        "1::661::3::978302109",
-        "1::914::2::978301968",  # dropped at min_rating 3
-        "2::1193::4::978298413",
-        "2::3408::1::978298552",  # dropped; movie 3408 then has no rating >= 3
-        "6040::661::3::956716541",
-        "6040::661::3::956716541",  # duplicate pair
-    ]
-) + "\n"
+RATINGS = (
+    "\n".join(
+        [
+            "1::1193::5::978300760",
+            "1::661::3::978302109",
+            "1::914::2::978301968",  # dropped at min_rating 3
+            "2::1193::4::978298413",
+            "2::3408::1::978298552",  # dropped; movie 3408 then has no rating >= 3
+            "6040::661::3::956716541",
+            "6040::661::3::956716541",  # duplicate pair
+        ]
+    )
+    + "\n"
+)
 
 
 def write(path: Path, text: str) -> Path:
@@ -45,7 +48,9 @@ def ml1m_zip(path: Path, ratings: str = RATINGS, members: dict[str, str] | None 
     path.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("ml-1m/README", "MovieLens 1M\n")
-        archive.writestr("ml-1m/movies.dat", "1193::One Flew Over the Cuckoo's Nest (1975)::Drama\n")
+        archive.writestr(
+            "ml-1m/movies.dat", "1193::One Flew Over the Cuckoo's Nest (1975)::Drama\n"
+        )
         if ratings is not None:
             archive.writestr(ML1M_MEMBER, ratings)
         for name, text in (members or {}).items():
@@ -55,7 +60,9 @@ def ml1m_zip(path: Path, ratings: str = RATINGS, members: dict[str, str] | None 
 
 def no_output(directory: Path) -> bool:
     """Nothing was written: neither the parquet nor a temporary file beside it."""
-    return not directory.exists() or not any(p.suffix in (".parquet", ".tmp") for p in directory.iterdir())
+    return not directory.exists() or not any(
+        p.suffix in (".parquet", ".tmp") for p in directory.iterdir()
+    )
 
 
 # --- LightGCN --------------------------------------------------------------------------------
@@ -118,7 +125,9 @@ def test_synthetic_source_allows_its_empty_test_file(tmp_path):
 
 
 def test_unknown_source(tmp_path):
-    with pytest.raises(UserError, match=r"unknown dataset source 'lastfm'; known sources: lightgcn"):
+    with pytest.raises(
+        UserError, match=r"unknown dataset source 'lastfm'; known sources: lightgcn"
+    ):
         preprocess("lastfm", [write(tmp_path / "t.txt", TRAIN)], tmp_path / "i.parquet")
 
 
@@ -146,7 +155,10 @@ def test_movielens_all_ratings_as_the_released_code(tmp_path):
     [
         ("1::1193::5::978300760\n1::x::3::978302109\n", r"ratings\.dat:2: non-integer id 'x'"),
         ("1::1193::5::978300760\n1::-3::3::978302109\n", r"ratings\.dat:2: negative id -3"),
-        ("1::1193::5\n", r"ratings\.dat:1: expected user::movie::rating::timestamp, got '1::1193::5'"),
+        (
+            "1::1193::5\n",
+            r"ratings\.dat:1: expected user::movie::rating::timestamp, got '1::1193::5'",
+        ),
         ("1,1193,5,978300760\n", r"ratings\.dat:1: expected user::movie::rating::timestamp"),
         ("", r"ratings\.dat: empty file"),
         ("1::1193::1::978300760\n", r"no ratings >= 3"),
@@ -167,7 +179,10 @@ def test_zip_without_the_ratings_member(tmp_path):
     assert no_output(tmp_path / "out")
 
 
-@pytest.mark.parametrize("member", ["../../etc/evil.dat", "ml-1m/../../evil.dat", "/tmp/evil.dat", "..\\evil.dat", "C:/evil.dat"])
+@pytest.mark.parametrize(
+    "member",
+    ["../../etc/evil.dat", "ml-1m/../../evil.dat", "/tmp/evil.dat", "..\\evil.dat", "C:/evil.dat"],
+)
 def test_zip_with_a_path_traversal_member_is_refused(tmp_path, member):
     archive = ml1m_zip(tmp_path / "ml-1m.zip", members={member: "x"})
     with pytest.raises(UserError, match="path-traversal member") as err:
@@ -188,7 +203,22 @@ def test_not_a_zip(tmp_path):
 def test_cli_writes_the_parquet(tmp_path):
     archive = ml1m_zip(tmp_path / "ml-1m.zip")
     out = tmp_path / "interactions.parquet"
-    assert cli.main(["preprocess", "--source", "movielens", "--min-rating", "4", "--in", str(archive), "--out", str(out)]) == 0
+    assert (
+        cli.main(
+            [
+                "preprocess",
+                "--source",
+                "movielens",
+                "--min-rating",
+                "4",
+                "--in",
+                str(archive),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     assert read_interactions(out)[1] == {"num_users": 2, "num_items": 1, "min_rating": 4}
 
 
@@ -196,7 +226,18 @@ def test_cli_error_is_one_line_exit_one(tmp_path):
     bad = write(tmp_path / "train.txt", "1 2\n3 oops\n")
     out = tmp_path / "interactions.parquet"
     proc = subprocess.run(
-        [sys.executable, "-m", "prism_repro", "preprocess", "--source", "lightgcn", "--in", str(bad), "--out", str(out)],
+        [
+            sys.executable,
+            "-m",
+            "prism_repro",
+            "preprocess",
+            "--source",
+            "lightgcn",
+            "--in",
+            str(bad),
+            "--out",
+            str(out),
+        ],
         capture_output=True,
         text=True,
     )

@@ -53,7 +53,11 @@ class Checksum:
     def parse(cls, text: str) -> "Checksum":
         kind, _, hexdigest = text.partition(":")
         hexdigest = hexdigest.lower()
-        if kind not in CHECKSUM_KINDS or len(hexdigest) != CHECKSUM_KINDS[kind] or not _is_hex(hexdigest):
+        if (
+            kind not in CHECKSUM_KINDS
+            or len(hexdigest) != CHECKSUM_KINDS[kind]
+            or not _is_hex(hexdigest)
+        ):
             kinds = ", ".join(f"{k}:<{n} hex digits>" for k, n in CHECKSUM_KINDS.items())
             raise UserError(f"bad checksum {text!r}; expected one of {kinds}")
         return cls(kind, hexdigest)
@@ -206,7 +210,9 @@ def fetch(
                 with atomic_path(out) as tmp:
                     actual = _copy(location, tmp, expected.kind, timeout_s)
                     if actual != expected:
-                        raise UserError(f"checksum mismatch for {location}: expected {expected}, got {actual}")
+                        raise UserError(
+                            f"checksum mismatch for {location}: expected {expected}, got {actual}"
+                        )
                     _make_readable(tmp)
             except _NotFound as err:
                 log.info("not there: %s", err)
@@ -239,7 +245,9 @@ def dataset_files(name: str, datasets: Mapping[str, Mapping]) -> dict[str, str]:
     if spec.get("source") == "synthetic":
         raise UserError(f"dataset {name!r} is synthetic: nothing to download")
     if not spec.get("url") or not spec.get("files"):
-        raise UserError(f"dataset {name!r} needs 'url' and 'files' (file name -> checksum) to be downloaded")
+        raise UserError(
+            f"dataset {name!r} needs 'url' and 'files' (file name -> checksum) to be downloaded"
+        )
     return dict(spec["files"])
 
 
@@ -260,14 +268,26 @@ def _command(args: argparse.Namespace) -> None:
 
 def register(sub) -> None:
     p = sub.add_parser("download", help="download one raw dataset file and verify its checksum")
-    p.add_argument("--url", required=True, help="base URL of the dataset's files at the public source")
+    p.add_argument(
+        "--url", required=True, help="base URL of the dataset's files at the public source"
+    )
     p.add_argument("--name", help="file name under --url (default: the name of --out)")
     p.add_argument("--checksum", required=True, help="sha256:<hex>, md5:<hex> or gitsha1:<hex>")
-    p.add_argument("--mirror", default="", help="local directory, file:// or http(s):// base URL tried first")
+    p.add_argument(
+        "--mirror", default="", help="local directory, file:// or http(s):// base URL tried first"
+    )
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("--retries", type=int, default=DEFAULT_RETRIES, help="attempts per source")
-    p.add_argument("--backoff", type=float, default=DEFAULT_BACKOFF_S, help="seconds before the 2nd attempt (doubles)")
-    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT_S, help="socket timeout per attempt, seconds")
+    p.add_argument(
+        "--backoff",
+        type=float,
+        default=DEFAULT_BACKOFF_S,
+        help="seconds before the 2nd attempt (doubles)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=DEFAULT_TIMEOUT_S,
+        help="socket timeout per attempt, seconds",
+    )
     p.set_defaults(func=_command)
-
-

@@ -38,7 +38,9 @@ def _bad_tokens(path: Path, lineno: int, line: str, fields: list[str]) -> UserEr
         if not (field.isascii() and field.isdigit()):
             if field.startswith("-") and field[1:].isascii() and field[1:].isdigit():
                 return UserError(f"{path}:{lineno}: negative id {field} in line {_shown(line)}")
-            return UserError(f"{path}:{lineno}: non-integer id {field[:20]!r} in line {_shown(line)}")
+            return UserError(
+                f"{path}:{lineno}: non-integer id {field[:20]!r} in line {_shown(line)}"
+            )
     return UserError(f"{path}:{lineno}: malformed line {_shown(line)}")
 
 
@@ -104,7 +106,9 @@ def read_zip_member(path: Path, member: str) -> bytes:
         if unsafe:
             raise UserError(f"{path}: refusing archive with path-traversal member {unsafe[0]!r}")
         if member not in names:
-            raise UserError(f"{path}: no member {member!r} (has {len(names)} members, e.g. {names[:3]})")
+            raise UserError(
+                f"{path}: no member {member!r} (has {len(names)} members, e.g. {names[:3]})"
+            )
         try:
             return archive.read(member)
         except (zipfile.BadZipFile, OSError, EOFError) as err:
@@ -118,7 +122,9 @@ def _check_ratings_lines(text: str, where: str) -> None:
             continue
         fields = line.split("::")
         if len(fields) != 4:
-            raise UserError(f"{where}:{lineno}: expected user::movie::rating::timestamp, got {_shown(line)}")
+            raise UserError(
+                f"{where}:{lineno}: expected user::movie::rating::timestamp, got {_shown(line)}"
+            )
         if not ("".join(fields).isascii() and "".join(fields).isdigit()):
             raise _bad_tokens(Path(where), lineno, line, fields)
 
@@ -130,8 +136,13 @@ def parse_movielens_ratings(data: bytes, where: str) -> pd.DataFrame:
     names = ["user", "item", "rating", "timestamp"]
     try:
         frame = pd.read_csv(
-            io.BytesIO(data.replace(b"::", b"\t")), sep="\t", header=None, names=names, dtype=np.int64,
-            skip_blank_lines=True, engine="c",
+            io.BytesIO(data.replace(b"::", b"\t")),
+            sep="\t",
+            header=None,
+            names=names,
+            dtype=np.int64,
+            skip_blank_lines=True,
+            engine="c",
         )
         ok = not (frame.to_numpy() < 0).any()
     except (ValueError, pd.errors.ParserError):
@@ -155,7 +166,9 @@ def preprocess_movielens(zip_path: Path, out: Path, min_rating: int = DEFAULT_MI
     return meta
 
 
-def preprocess(source: str, inputs: list[Path], out: Path, min_rating: int = DEFAULT_MIN_RATING) -> dict:
+def preprocess(
+    source: str, inputs: list[Path], out: Path, min_rating: int = DEFAULT_MIN_RATING
+) -> dict:
     if source == "movielens":
         if len(inputs) != 1:
             raise UserError(f"source movielens reads one file (ml-1m.zip), got {len(inputs)}")

@@ -41,7 +41,12 @@ def dataset_stats(path: Path) -> dict:
     if users == 0 or items == 0:
         raise UserError(f"{path}: no interactions")
     density = round(100.0 * interactions / (users * items), DENSITY_DECIMALS)
-    return {"users": users, "items": items, "interactions": interactions, "density_percent": density}
+    return {
+        "users": users,
+        "items": items,
+        "interactions": interactions,
+        "density_percent": density,
+    }
 
 
 def table2(names: list[str], paths: list[Path]) -> pd.DataFrame:
@@ -92,7 +97,12 @@ def _fmt_diff(value, decimals: int | None) -> str:
 
 def to_markdown(frame: pd.DataFrame) -> str:
     """Markdown table: for each statistic the measured value, the paper's and the difference."""
-    titles = {"users": "users", "items": "items", "interactions": "interactions", "density_percent": "density %"}
+    titles = {
+        "users": "users",
+        "items": "items",
+        "interactions": "interactions",
+        "density_percent": "density %",
+    }
     header = ["dataset"]
     for col in COLUMNS:
         header += [titles[col], f"{titles[col]} (paper)", "Δ"]
@@ -106,27 +116,48 @@ def to_markdown(frame: pd.DataFrame) -> str:
         cells = [row["dataset"]]
         for col in COLUMNS:
             decimals = DENSITY_DECIMALS if col == "density_percent" else None
-            cells += [_fmt(row[col], decimals), _fmt(row[f"{col}_paper"], decimals), _fmt_diff(row[f"{col}_diff"], decimals)]
+            cells += [
+                _fmt(row[col], decimals),
+                _fmt(row[f"{col}_paper"], decimals),
+                _fmt_diff(row[f"{col}_diff"], decimals),
+            ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
-def write_table2(frame: pd.DataFrame, out_csv: Path, out_md: Path) -> None:
+def write_table2(
+    frame: pd.DataFrame, out_csv: Path, out_md: Path, out_tex: Path | None = None
+) -> None:
     csv_text = frame.to_csv(index=False, float_format=f"%.{DENSITY_DECIMALS}f")
     md_text = to_markdown(frame)
     write_text(csv_text, out_csv)
     write_text(md_text, out_md)
+    if out_tex is not None:
+        caption = "Table 2: dataset statistics, ours beside the paper's"
+        write_text(frame.to_latex(index=False, float_format="%.4g", caption=caption), out_tex)
 
 
 def _command(args: argparse.Namespace) -> None:
     frame = table2(args.datasets, args.inputs)
-    write_table2(frame, args.out_csv, args.out_md)
+    write_table2(frame, args.out_csv, args.out_md, args.out_tex)
 
 
 def register(sub) -> None:
-    p = sub.add_parser("table2", help="dataset statistics beside the paper's Table 2 (CSV and Markdown)")
-    p.add_argument("--in", dest="inputs", type=Path, nargs="+", required=True, help="interactions.parquet per dataset")
-    p.add_argument("--datasets", nargs="+", required=True, help="dataset names, in the order of --in")
+    p = sub.add_parser(
+        "table2", help="dataset statistics beside the paper's Table 2 (CSV and Markdown)"
+    )
+    p.add_argument(
+        "--in",
+        dest="inputs",
+        type=Path,
+        nargs="+",
+        required=True,
+        help="interactions.parquet per dataset",
+    )
+    p.add_argument(
+        "--datasets", nargs="+", required=True, help="dataset names, in the order of --in"
+    )
     p.add_argument("--out-csv", type=Path, required=True)
     p.add_argument("--out-md", type=Path, required=True)
+    p.add_argument("--out-tex", type=Path, default=None)
     p.set_defaults(func=_command)
