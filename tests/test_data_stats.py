@@ -120,3 +120,15 @@ def test_missing_input_is_one_line_and_writes_nothing(tmp_path, capsys):
     assert cli.main(argv) == 1
     assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'nope.parquet'}: no such file"
     assert not out_csv.exists() and not out_md.exists()
+
+
+def test_cli_optional_latex(tmp_path):
+    path = interactions(tmp_path / "g.parquet", [(0, 0), (1, 1)])
+    out = {ext: tmp_path / f"table2.{ext}" for ext in ("csv", "md", "tex")}
+    argv = ["table2", "--datasets", "Gowalla", "Synthetic", "--in", str(path), str(path)]
+    argv += ["--out-csv", str(out["csv"]), "--out-md", str(out["md"]), "--out-tex", str(out["tex"])]
+    assert cli.main(argv) == 0
+    tex = out["tex"].read_text()
+    assert tex.startswith("\\begin{table}") and "\\toprule" in tex
+    assert "Gowalla & 2 & 29{,}858 & -29{,}856 &" in tex
+    assert "Synthetic & 2 & -- & -- &" in tex

@@ -113,28 +113,60 @@ def to_markdown(frame: pd.DataFrame) -> str:
         "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|",
     ]
     for row in frame.to_dict("records"):
-        cells = [row["dataset"]]
-        for col in COLUMNS:
-            decimals = DENSITY_DECIMALS if col == "density_percent" else None
-            cells += [
-                _fmt(row[col], decimals),
-                _fmt(row[f"{col}_paper"], decimals),
-                _fmt_diff(row[f"{col}_diff"], decimals),
-            ]
+        cells = [row["dataset"], *_cells(row)]
         lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _cells(row: dict) -> list[str]:
+    cells = []
+    for col in COLUMNS:
+        decimals = DENSITY_DECIMALS if col == "density_percent" else None
+        cells += [
+            _fmt(row[col], decimals),
+            _fmt(row[f"{col}_paper"], decimals),
+            _fmt_diff(row[f"{col}_diff"], decimals),
+        ]
+    return cells
+
+
+def to_latex(frame: pd.DataFrame) -> str:
+    """A booktabs table with the Markdown table's cells."""
+
+    def tex(cell: str) -> str:
+        return cell.replace(",", "{,}").replace("–", "--").replace("_", r"\_")
+
+    groups = " & ".join(
+        rf"\multicolumn{{3}}{{c}}{{{title}}}"
+        for title in ("users", "items", "interactions", r"density (\%)")
+    )
+    lines = [
+        r"\begin{table}",
+        r"\caption{Dataset statistics, ours beside the paper's ($\Delta$ = ours $-$ paper).}",
+        r"\begin{tabular}{l" + "rrr" * len(COLUMNS) + "}",
+        r"\toprule",
+        f" & {groups} \\\\",
+        " & " + " & ".join([r"ours & paper & $\Delta$"] * len(COLUMNS)) + r" \\",
+        r"\midrule",
+    ]
+    for row in frame.to_dict("records"):
+        lines.append(
+            " & ".join([tex(str(row["dataset"]))] + [tex(c) for c in _cells(row)]) + r" \\"
+        )
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
     return "\n".join(lines) + "\n"
 
 
 def write_table2(
     frame: pd.DataFrame, out_csv: Path, out_md: Path, out_tex: Path | None = None
 ) -> None:
-    csv_text = frame.to_csv(index=False, float_format=f"%.{DENSITY_DECIMALS}f")
-    md_text = to_markdown(frame)
-    write_text(csv_text, out_csv)
-    write_text(md_text, out_md)
+    """Every text is built before the first file is written: an error leaves no partial set."""
+    texts = {out_csv: frame.to_csv(index=False, float_format=f"%.{DENSITY_DECIMALS}f")}
+    texts[out_md] = to_markdown(frame)
     if out_tex is not None:
-        caption = "Table 2: dataset statistics, ours beside the paper's"
-        write_text(frame.to_latex(index=False, float_format="%.4g", caption=caption), out_tex)
+        texts[out_tex] = to_latex(frame)
+    for path, text in texts.items():
+        write_text(text, path)
 
 
 def _command(args: argparse.Namespace) -> None:
@@ -144,7 +176,8 @@ def _command(args: argparse.Namespace) -> None:
 
 def register(sub) -> None:
     p = sub.add_parser(
-        "table2", help="dataset statistics beside the paper's Table 2 (CSV and Markdown)"
+        "table2",
+        help="dataset statistics beside the paper's Table 2 (CSV, Markdown, optionally LaTeX)",
     )
     p.add_argument(
         "--in",
