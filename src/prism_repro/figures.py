@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import argparse
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
+from matplotlib.colors import TwoSlopeNorm  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from scipy.stats import spearmanr  # noqa: E402
 
 from prism_repro.io import atomic_path  # noqa: E402
 from prism_repro.runspec import fmt_num  # noqa: E402
@@ -19,6 +24,12 @@ from prism_repro.runspec import fmt_num  # noqa: E402
 log = logging.getLogger("prism_repro.figures")
 STRATA_LABELS = {"ndcg": "overall", "ndcg_popular": "popular", "ndcg_neutral": "neutral", "ndcg_unpopular": "unpopular"}
 LOSS_LABELS = {"bpr": "BPR", "ssm": "SSM", "directau": "DirectAU", "mawu": "MAWU"}
+BACKBONE_LABELS = {"mf": "MF", "nlmf": "non-linear MF", "lightgcn": "LightGCN"}
+LOSS_ORDER = ("bpr", "ssm", "directau", "mawu")
+BACKBONE_ORDER = ("mf", "nlmf", "lightgcn")
+DATASET_ORDER = ("MovieLens1M", "Gowalla", "Yelp2018", "AmazonBook")
+STRATA_NAMES = {0: "popular", 1: "neutral", 2: "unpopular"}  # norms' item stratum -> group
+STRATA_COLORS = {"overall": "0.15", "popular": "#d55e00", "neutral": "#009e73", "unpopular": "#0072b2"}  # colour-blind safe
 
 
 def drop_diverged(frame: pd.DataFrame, what: str) -> pd.DataFrame:
@@ -35,45 +46,417 @@ def save(fig: plt.Figure, png: Path, pdf: Path, dpi: int) -> None:
     plt.close(fig)
 
 
-def ndcg_vs_weight_decay(metrics: pd.DataFrame) -> plt.Figure:
-    """Figure 1 layout: test NDCG@k overall and per popularity group against weight decay.
+@dataclass
+class FigureData:
+    metrics: pd.DataFrame  # one row per run (only the final runs: selected settings x all seeds)
+    epochs: pd.DataFrame  # one row per (run, epoch)
+    norms: pd.DataFrame  # one row per (run, node, id); node in {"user","item"}
 
-    Rows are losses, columns datasets; lines are means over seeds with +-1 std bands.
+
+METRICS_COLUMNS = ["experiment", "dataset", "run", "backbone", "loss", "decay", "weight_decay", "init", "alpha", "lr",
+                   "seed", "best_epoch", "diverged", "test_ndcg", "test_ndcg_popular", "test_ndcg_neutral",
+                   "test_ndcg_unpopular", "k"]
+EPOCHS_COLUMNS = ["experiment", "dataset", "run", "epoch", "val_ndcg", "val_ndcg_cosine"]
+NORMS_COLUMNS = ["experiment", "dataset", "run", "node", "id", "degree", "norm", "stratum"]
+
+
+# ---------------------------------------------------------------------------------------------
+# shared pieces
+
+
+def _columns(frame: pd.DataFrame | None, columns: list[str]) -> pd.DataFrame:
+    """``frame`` with any missing column added (empty), so an absent input reads as "no runs"."""
+    frame = pd.DataFrame() if frame is None else frame
+    missing = [c for c in columns if c not in frame]
+    if not missing or len(frame):
+        return frame
+    return frame.reindex(columns=list(frame.columns) + missing)
+
+
+def _inputs(data: FigureData) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    metrics = _columns(data.metrics, METRICS_COLUMNS)
+    metrics = metrics.astype({"diverged": bool}) if metrics.empty else metrics
+    return metrics, _columns(data.epochs, EPOCHS_COLUMNS), _columns(data.norms, NORMS_COLUMNS)
+
+
+def _ordered(values, order) -> list:
+    """Distinct ``values``, those named in ``order`` first in that order, the rest as they come."""
+    seen = list(dict.fromkeys(values))
+    return sorted(seen, key=lambda v: (order.index(v) if v in order else len(order), seen.index(v)))
+
+
+def _datasets(*frames: pd.DataFrame) -> list[str]:
+    return _ordered([d for f in frames for d in f["dataset"]], DATASET_ORDER)
+
+
+def _k(metrics: pd.DataFrame) -> int:
+    return int(metrics["k"].iloc[0]) if len(metrics) and "k" in metrics else 20
+
+
+def _setting_label(backbone: str, loss: str) -> str:
+    return f"{BACKBONE_LABELS.get(backbone, backbone)} {LOSS_LABELS.get(loss, loss)}"
+
+
+def _no_runs(ax: plt.Axes, text: str = "no runs") -> None:
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", color="0.45", fontsize="large")
+
+
+def _run_keys(a: pd.DataFrame, b: pd.DataFrame) -> list[str]:
+    return [c for c in ("experiment", "dataset", "run") if c in a and c in b]
+
+
+def _first_seed(runs: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """One run per setting: the one with the lowest seed."""
+    return runs.sort_values(["seed", "run"]).groupby(by, sort=False).head(1)
+
+
+def _pick_weight_decay(values, wanted: float, what: str) -> float | None:
+    """``wanted`` if one of the (non-zero) ``values``; else the nearest on a log scale, with a warning."""
+    values = sorted({float(v) for v in values if v > 0})
+    if not values:
+        return None
+    for v in values:
+        if np.isclose(v, wanted, rtol=1e-6, atol=0):
+            return v
+    near = min(values, key=lambda v: abs(np.log10(v) - np.log10(wanted)))
+    log.warning("%s: no runs at weight decay %s; showing %s instead", what, fmt_num(wanted), fmt_num(near))
+    return near
+
+
+def _strata_legend(fig: plt.Figure, title: str = "items", lines: bool = True) -> None:
+    """One legend right of the panels: the NDCG lines' groups, or (``lines=False``) the scatter's."""
+    groups = STRATA_LABELS.values() if lines else STRATA_NAMES.values()
+    handles = [Line2D([], [], color=STRATA_COLORS[g], marker="o", ms=4, ls="-" if lines else "", label=g) for g in groups]
+    fig.legend(handles=handles, title=title, loc="upper left", bbox_to_anchor=(1.0, 0.98), frameon=False)
+
+
+def _strata_panel(ax: plt.Axes, frame: pd.DataFrame, x: str, order: list) -> None:
+    """Test NDCG overall and per popularity group against the categories ``order`` of column ``x``:
+    mean over seeds with a +-1 std band (none for a single seed)."""
+    ax.set_xticks(range(len(order)), [fmt_num(v) for v in order], rotation=30 if len(order) > 5 else 0)
+    ax.set_xlim(-0.3, max(len(order) - 0.7, 0.3))
+    if frame.empty:
+        _no_runs(ax)
+        return
+    pos = {v: i for i, v in enumerate(order)}
+    for col, label in STRATA_LABELS.items():
+        g = frame.groupby(x)[f"test_{col}"].agg(["mean", "std"])
+        g = g.loc[[v for v in order if v in g.index]].dropna(subset=["mean"])
+        xs = [pos[v] for v in g.index]
+        sd = g["std"].fillna(0.0)
+        ax.plot(xs, g["mean"], marker="o", ms=4, color=STRATA_COLORS[label], label=label)
+        ax.fill_between(xs, g["mean"] - sd, g["mean"] + sd, color=STRATA_COLORS[label], alpha=0.2, lw=0)
+
+
+def spearman_rho(degree, norm) -> float:
+    """Spearman rank correlation of magnitude and degree (NaN below two distinct values of either)."""
+    frame = pd.DataFrame({"degree": np.asarray(degree, float), "norm": np.asarray(norm, float)}).dropna()
+    if len(frame) < 2 or frame["degree"].nunique() < 2 or frame["norm"].nunique() < 2:
+        return float("nan")
+    return float(spearmanr(frame["degree"], frame["norm"]).statistic)
+
+
+def _magnitude_panel(ax: plt.Axes, items: pd.DataFrame, title: str) -> float:
+    """Item embedding norm against train degree (log x), coloured by popularity group; the
+    Spearman rho over all items of the run goes in the title. Returns the rho."""
+    if items.empty:
+        ax.set_title(title)
+        _no_runs(ax)
+        return float("nan")
+    rho = spearman_rho(items["degree"], items["norm"])
+    shown = items[items["degree"] > 0]  # a log axis cannot show degree 0 (rho still counts them)
+    for stratum in (2, 1, 0):  # popular items drawn last, on top of the many unpopular ones
+        label = STRATA_NAMES[stratum]
+        part = shown[shown["stratum"] == stratum]
+        ax.scatter(part["degree"], part["norm"], s=5, alpha=0.5, lw=0, color=STRATA_COLORS[label], rasterized=True)
+    ax.set_xscale("log")
+    ax.set_title(f"{title}\nSpearman ρ = {rho:.2f}")
+    ax.set_xlabel("item train degree (log)")
+    return rho
+
+
+def _item_norms(norms: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
+    items = norms[norms["node"] == "item"]
+    keys = _run_keys(items, runs)
+    return items.merge(runs[keys], on=keys)
+
+
+def _ndcg_row(axes, metrics: pd.DataFrame, datasets: list[str], x: str, order: list, xlabel: str, prefix: str, k: int) -> None:
+    for c, dataset in enumerate(datasets):
+        ax = axes[c]
+        _strata_panel(ax, metrics[metrics["dataset"] == dataset], x, order)
+        ax.set_title(f"{prefix} - {dataset}" if prefix else dataset)
+        ax.set_ylabel(f"test NDCG@{k}" if c == 0 else "")
+        ax.set_xlabel(xlabel)
+
+
+def _ndcg_grid(metrics: pd.DataFrame, what: str, x: str = "weight_decay", xlabel: str = "weight decay") -> plt.Figure:
+    """Figure 1 layout: test NDCG@k overall and per popularity group against ``x``.
+
+    Rows are (backbone, loss) settings, columns datasets; lines are means over seeds with +-1 std
+    bands. Diverged runs are left out (logged); a panel without runs says so.
     """
-    metrics = drop_diverged(metrics, "ndcg_vs_weight_decay")
-    long = metrics.melt(
-        id_vars=["dataset", "loss", "weight_decay", "seed"],
-        value_vars=[f"test_{m}" for m in STRATA_LABELS],
-        var_name="group",
-        value_name="NDCG",
-    )
-    long["group"] = long["group"].str.removeprefix("test_").map(STRATA_LABELS)
-    order = sorted(long["weight_decay"].unique())
-    long["weight decay"] = pd.Categorical(long["weight_decay"].map(fmt_num), [fmt_num(w) for w in order], ordered=True)
-    datasets = list(dict.fromkeys(metrics["dataset"]))
-    losses = list(dict.fromkeys(metrics["loss"]))
-    fig, axes = plt.subplots(len(losses), len(datasets), figsize=(3.4 * len(datasets), 2.8 * len(losses)), squeeze=False, sharex=True)
-    for r, loss in enumerate(losses):
+    everything = metrics  # panels (and x ticks) come from every run, so one whose runs all diverged says so
+    metrics = drop_diverged(metrics, what)
+    k = _k(everything)
+    order = sorted(everything[x].unique())
+    datasets = _datasets(everything) or [""]
+    pairs = everything[["backbone", "loss"]].drop_duplicates().itertuples(index=False)
+    settings = sorted(pairs, key=lambda p: (BACKBONE_ORDER.index(p.backbone) if p.backbone in BACKBONE_ORDER else 99,
+                                            LOSS_ORDER.index(p.loss) if p.loss in LOSS_ORDER else 99))
+    rows = [(s.backbone, s.loss) for s in settings] or [(None, None)]
+    fig, axes = plt.subplots(len(rows), len(datasets), figsize=(3.4 * len(datasets), 2.8 * len(rows)),
+                             squeeze=False, sharex=True)
+    for r, (backbone, loss) in enumerate(rows):
+        part = metrics[(metrics["backbone"] == backbone) & (metrics["loss"] == loss)]
+        prefix = _setting_label(backbone, loss) if backbone is not None else ""
+        _ndcg_row(axes[r], part, datasets, x, order, xlabel if r == len(rows) - 1 else "", prefix, k)
+    fig.tight_layout()
+    _strata_legend(fig)
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# the paper's figures
+
+
+def ndcg_vs_weight_decay(data: FigureData) -> plt.Figure:
+    """Figure 1 (and 8, 10, 11): test NDCG@k overall and per popularity group against weight decay;
+    rows (backbone, loss), columns datasets. Uses ``data.metrics``."""
+    return _ndcg_grid(_inputs(data)[0], "ndcg_vs_weight_decay")
+
+
+def lightgcn_ndcg_vs_weight_decay(data: FigureData) -> plt.Figure:
+    """Figure 8: as Figure 1 for LightGCN with DirectAU (experiment fig8)."""
+    return _ndcg_grid(_inputs(data)[0], "fig8")
+
+
+def other_losses_ndcg_vs_weight_decay(data: FigureData) -> plt.Figure:
+    """Figure 10: as Figure 1 for MF with SSM and MAWU (experiment fig10)."""
+    return _ndcg_grid(_inputs(data)[0], "fig10")
+
+
+def nonlinear_ndcg_vs_weight_decay(data: FigureData) -> plt.Figure:
+    """Figure 11: as Figure 1 for non-linear MF with SSM, DirectAU and MAWU (experiment fig11)."""
+    return _ndcg_grid(_inputs(data)[0], "fig11")
+
+
+def magnitude_vs_degree(data: FigureData, weight_decay: float = 1e-6) -> plt.Figure:
+    """Figure 2: item embedding magnitude against train degree (log x) for each loss, (a) with weight
+    decay ``weight_decay`` (full decay) and (b) without; Spearman rho in each title; one run (the
+    lowest seed) per setting. Uses ``data.metrics`` (fig1 runs) and ``data.norms``."""
+    metrics, _, norms = _inputs(data)
+    metrics = metrics[metrics["decay"] != "batched"]
+    m = drop_diverged(metrics, "fig2")
+    wd = _pick_weight_decay(metrics["weight_decay"], weight_decay, "fig2")
+    wd = weight_decay if wd is None else wd
+    losses = _ordered(metrics["loss"], LOSS_ORDER) or [None]
+    datasets = _datasets(metrics) or [""]
+    conditions = [("a", f"weight decay {fmt_num(wd)}", np.isclose(m["weight_decay"], wd, rtol=1e-6, atol=0)),
+                  ("b", "no weight decay", m["weight_decay"] == 0)]
+    rows = [(tag, text, mask, loss) for tag, text, mask in conditions for loss in losses]
+    fig, axes = plt.subplots(len(rows), len(datasets), figsize=(3.4 * len(datasets), 2.9 * len(rows)), squeeze=False)
+    for r, (tag, text, mask, loss) in enumerate(rows):
+        runs = _first_seed(m[mask & (m["loss"] == loss)], ["dataset", "backbone", "loss"])
+        items = _item_norms(norms, runs)
         for c, dataset in enumerate(datasets):
             ax = axes[r][c]
-            part = long[(long["loss"] == loss) & (long["dataset"] == dataset)]
-            sns.lineplot(data=part, x="weight decay", y="NDCG", hue="group", hue_order=list(STRATA_LABELS.values()),
-                         errorbar="sd", marker="o", ax=ax, legend=(r == 0 and c == len(datasets) - 1))
-            ax.set_title(f"{LOSS_LABELS.get(loss, loss)} - {dataset}")
-            ax.set_ylabel(f"test NDCG@{int(metrics['k'].iloc[0])}" if c == 0 else "")
-    if axes[0][-1].get_legend():
-        sns.move_legend(axes[0][-1], "upper left", bbox_to_anchor=(1.02, 1), title="items")
+            label = LOSS_LABELS.get(loss, loss) if loss else ""
+            _magnitude_panel(ax, items[items["dataset"] == dataset], f"({tag}) {label}, {text} - {dataset}")
+            ax.set_ylabel("item embedding norm" if c == 0 else "")
+            if r != len(rows) - 1:
+                ax.set_xlabel("")
+    fig.tight_layout()
+    _strata_legend(fig, lines=False)
+    return fig
+
+
+def batched_weight_decay(data: FigureData, weight_decay: float = 1e-6) -> plt.Figure:
+    """Figure 3: top row, test NDCG@k overall and per popularity group against *batched* weight
+    decay (0 = no decay), as Figure 1; bottom row, item magnitude against degree at batched decay
+    ``weight_decay`` (lowest seed), as Figure 2(b). Uses ``data.metrics`` (fig3 runs), ``data.norms``."""
+    metrics, _, norms = _inputs(data)
+    m = drop_diverged(metrics, "fig3")
+    k = _k(metrics)
+    datasets = _datasets(metrics) or [""]
+    order = sorted(metrics["weight_decay"].unique())
+    fig, axes = plt.subplots(2, len(datasets), figsize=(3.4 * len(datasets), 5.9), squeeze=False)
+    settings = m[["backbone", "loss"]].drop_duplicates()
+    prefix = _setting_label(*settings.iloc[0]) if len(settings) == 1 else ""
+    _ndcg_row(axes[0], m, datasets, "weight_decay", order, "batched weight decay (0 = none)", prefix, k)
+    batched = m[m["decay"] == "batched"]
+    wd = _pick_weight_decay(metrics.loc[metrics["decay"] == "batched", "weight_decay"], weight_decay, "fig3")
+    wd = weight_decay if wd is None else wd
+    runs = _first_seed(batched[np.isclose(batched["weight_decay"], wd, rtol=1e-6, atol=0)], ["dataset", "backbone", "loss"])
+    items = _item_norms(norms, runs)
+    for c, dataset in enumerate(datasets):
+        ax = axes[1][c]
+        _magnitude_panel(ax, items[items["dataset"] == dataset], f"batched weight decay {fmt_num(wd)} - {dataset}")
+        ax.set_ylabel("item embedding norm" if c == 0 else "")
+    fig.tight_layout()
+    _strata_legend(fig)
+    return fig
+
+
+def _prism_sweep(metrics: pd.DataFrame) -> pd.DataFrame:
+    exp = metrics["experiment"] if "experiment" in metrics else pd.Series("", index=metrics.index)
+    return metrics[(exp != "table1_wd") & (metrics["init"] == "prism")]
+
+
+def ndcg_vs_epochs(data: FigureData) -> plt.Figure:
+    """Figure 4: test NDCG@k against the mean epoch of best validation NDCG (``best_epoch``, where
+    early stopping's patience starts), one point per PRISM alpha (error bars: std over seeds), plus
+    the tuned weight-decay model (table1_wd rows with MF, DirectAU, Xavier init, full decay) as a
+    star. Uses ``data.metrics`` (fig4 + table1_wd runs)."""
+    metrics = _inputs(data)[0]
+    exp = metrics["experiment"] if "experiment" in metrics else pd.Series("", index=metrics.index)
+    ref_all = metrics[(exp == "table1_wd") & (metrics["backbone"] == "mf") & (metrics["loss"] == "directau")
+                      & (metrics["init"] == "xavier") & (metrics["decay"] == "full")]
+    sweep_all = _prism_sweep(metrics)
+    sweep, ref = drop_diverged(sweep_all, "fig4 (PRISM)"), drop_diverged(ref_all, "fig4 (weight decay reference)")
+    k = _k(metrics)
+    datasets = (_datasets(sweep_all) if len(sweep_all) else _datasets(ref_all)) or [""]
+    alphas = sorted(sweep_all["alpha"].unique())
+    colors = dict(zip(alphas, sns.color_palette("viridis", max(len(alphas), 1))))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(3.6 * len(datasets), 3.0), squeeze=False)
+    for c, dataset in enumerate(datasets):
+        ax = axes[0][c]
+        ax.set_title(dataset)
+        ax.set_xlabel("epochs to early stopping (best epoch)")
+        ax.set_ylabel(f"test NDCG@{k}" if c == 0 else "")
+        part, ref_part = sweep[sweep["dataset"] == dataset], ref[ref["dataset"] == dataset]
+        if part.empty and ref_part.empty:
+            _no_runs(ax)
+            continue
+        for alpha, g in part.groupby("alpha"):
+            ax.errorbar(g["best_epoch"].mean(), g["test_ndcg"].mean(), xerr=np.nan_to_num(g["best_epoch"].std()),
+                        yerr=np.nan_to_num(g["test_ndcg"].std()), fmt="o", ms=6, capsize=2, color=colors[alpha])
+        for wd, g in ref_part.groupby("weight_decay"):
+            x, y = g["best_epoch"].mean(), g["test_ndcg"].mean()
+            ax.errorbar(x, y, xerr=np.nan_to_num(g["best_epoch"].std()), yerr=np.nan_to_num(g["test_ndcg"].std()),
+                        fmt="*", ms=12, capsize=2, color="black", zorder=3)
+            ax.annotate(f"wd {fmt_num(wd)}", (x, y), xytext=(6, -10), textcoords="offset points", fontsize="small")
+        ax.margins(x=0.15, y=0.15)
+    fig.tight_layout()
+    handles = [Line2D([], [], ls="", marker="o", color=colors[a], label=f"PRISM α = {fmt_num(a)}") for a in alphas]
+    handles.append(Line2D([], [], ls="", marker="*", ms=10, color="black", label="tuned weight decay\n(Xavier init)"))
+    fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 0.98), frameon=False)
+    return fig
+
+
+def ndcg_vs_alpha(data: FigureData) -> plt.Figure:
+    """Figure 5: test NDCG@k overall and per popularity group against PRISM's alpha (Figure 1
+    layout). Uses the PRISM rows of ``data.metrics`` (fig4 runs; table1_wd rows are ignored)."""
+    return _ndcg_grid(_prism_sweep(_inputs(data)[0]), "fig5", x="alpha", xlabel="PRISM α")
+
+
+def training_curves(data: FigureData) -> plt.Figure:
+    """Figure 6: validation NDCG@k per epoch scored with the dot product (solid) and with cosine
+    similarity (dashed), colour = weight decay, one panel per dataset; mean over the seeds still
+    training at that epoch. Uses ``data.metrics`` (fig6 runs: weight decay, divergence) and
+    ``data.epochs`` (epochs without an evaluation, NaN, are skipped)."""
+    metrics, epochs, _ = _inputs(data)
+    m = drop_diverged(metrics, "fig6")
+    k = _k(metrics)
+    keys = _run_keys(epochs, m)
+    ep = epochs.merge(m[keys + ["weight_decay"]], on=keys)
+    long = ep.melt(id_vars=["dataset", "weight_decay", "run", "epoch"], value_vars=["val_ndcg", "val_ndcg_cosine"],
+                   var_name="score", value_name="ndcg").dropna(subset=["ndcg"])
+    curves = long.groupby(["dataset", "weight_decay", "score", "epoch"])["ndcg"].mean()
+    datasets = _datasets(metrics) or [""]
+    decays = sorted(metrics["weight_decay"].unique())
+    colors = dict(zip(decays, sns.color_palette("viridis", max(len(decays), 1))))
+    styles = {"val_ndcg": ("-", "dot product"), "val_ndcg_cosine": ("--", "cosine")}
+    fig, axes = plt.subplots(1, len(datasets), figsize=(3.6 * len(datasets), 3.0), squeeze=False)
+    for c, dataset in enumerate(datasets):
+        ax = axes[0][c]
+        ax.set_title(dataset)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(f"validation NDCG@{k}" if c == 0 else "")
+        if dataset not in curves.index.get_level_values("dataset"):
+            _no_runs(ax)
+            continue
+        for (wd, score), curve in curves.loc[dataset].groupby(level=["weight_decay", "score"]):
+            curve = curve.droplevel(["weight_decay", "score"])
+            ax.plot(curve.index, curve.to_numpy(), ls=styles[score][0], color=colors[wd], lw=1.3)
+    fig.tight_layout()
+    handles = [Line2D([], [], color=colors[wd], label=f"weight decay {fmt_num(wd)}") for wd in decays]
+    handles += [Line2D([], [], color="0.2", ls=ls, label=label) for ls, label in styles.values()]
+    fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 0.98), frameon=False)
+    return fig
+
+
+def inclusion_probability(degree, batch_fraction):
+    """Observation 1: P(i in B) = 1 - (1 - |B|/|E|)^d_i for an item of degree d_i."""
+    return 1.0 - (1.0 - np.asarray(batch_fraction, float)) ** np.asarray(degree, float)
+
+
+def expected_magnitude_change(degree, batch_fraction, lr: float, weight_decay: float, sq_norm: float = 1.0,
+                              cos: float = 0.9):
+    """Theorem 3.1: E[delta ||i||^2] = E[||i||^2] eta lambda (eta lambda - 2)
+    + P(i in B) E[eta^2 / ||i||^2 (1 - cos^2(u, i))], with ||i||^2 = ``sq_norm`` and cos(u, i) = ``cos``
+    held fixed so both expectations are plain values. Broadcasts over degree and batch_fraction."""
+    el = lr * weight_decay
+    decay = sq_norm * el * (el - 2.0)
+    growth = lr**2 / sq_norm * (1.0 - cos**2)
+    return decay + inclusion_probability(degree, batch_fraction) * growth
+
+
+FIG7_SETTINGS = {"lr": 1e-3, "weight_decay": 1e-4, "sq_norm": 1.0, "cos": 0.9}
+
+
+def magnitude_change_heatmap(data: FigureData | None = None, *, lr: float = FIG7_SETTINGS["lr"],
+                             weight_decay: float = FIG7_SETTINGS["weight_decay"],
+                             sq_norm: float = FIG7_SETTINGS["sq_norm"], cos: float = FIG7_SETTINGS["cos"]) -> plt.Figure:
+    """Figure 7: Theorem 3.1's expected one-step change of an item's squared magnitude over item
+    degree (1..1e4, log x) and |B|/|E| (1e-4..1e-1, log y). Analytic: ``data`` is ignored.
+    Defaults: eta = 1e-3 (the paper's smallest lr, common for Adam), lambda = 1e-4 (its largest decay),
+    ||i||^2 = 1 (unit rows, as right after PRISM's normalisation), cos(u, i) = 0.9 (the paper's choice);
+    dotted lines mark |B|/|E| = 0.01 and 0.05."""
+    degree = np.logspace(0, 4, 241)
+    fraction = np.logspace(-4, -1, 181)
+    z = expected_magnitude_change(degree[None, :], fraction[:, None], lr, weight_decay, sq_norm, cos)
+    scale = int(np.floor(np.log10(np.abs(z).max()))) if np.abs(z).max() > 0 else 0
+    z = z / 10.0**scale  # the scale goes in the colour bar's label, not in an offset text
+    fig, ax = plt.subplots(figsize=(5.2, 3.9))
+    if z.min() < 0 < z.max():
+        norm, cmap = TwoSlopeNorm(0.0, z.min(), z.max()), "RdBu_r"
+    else:
+        norm, cmap = None, "viridis"
+    mesh = ax.pcolormesh(degree, fraction, z, shading="auto", cmap=cmap, norm=norm, rasterized=True)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    for y in (0.01, 0.05):
+        ax.axhline(y, color="white", ls=":", lw=1.2)
+    ax.set_xlabel("item degree $d_i$ (log)")
+    ax.set_ylabel("batch size / dataset size $|B|/|E|$ (log)")
+    ax.set_title(f"Theorem 3.1: expected change of ‖i‖² per step\n"
+                 f"η = {fmt_num(lr)}, λ = {fmt_num(weight_decay)}, ‖i‖² = {fmt_num(sq_norm)}, cos(u, i) = {fmt_num(cos)}",
+                 fontsize="medium")
+    bar = fig.colorbar(mesh, ax=ax)
+    bar.set_label(f"E[Δ‖i‖²]  (× $10^{{{scale}}}$)")
     fig.tight_layout()
     return fig
 
 
-FIGURES = {"fig1": ndcg_vs_weight_decay}
+FIGURES = {
+    "fig1": ndcg_vs_weight_decay,
+    "fig2": magnitude_vs_degree,
+    "fig3": batched_weight_decay,
+    "fig4": ndcg_vs_epochs,
+    "fig5": ndcg_vs_alpha,
+    "fig6": training_curves,
+    "fig7": magnitude_change_heatmap,
+    "fig8": lightgcn_ndcg_vs_weight_decay,
+    "fig10": other_losses_ndcg_vs_weight_decay,
+    "fig11": nonlinear_ndcg_vs_weight_decay,
+}
 
 
 def _command(args: argparse.Namespace) -> None:
     sns.set_theme(style=args.style, context=args.context)
     metrics = pd.concat([pd.read_parquet(p) for p in args.inputs], ignore_index=True)
-    fig = FIGURES[args.figure](metrics)
+    fig = FIGURES[args.figure](FigureData(metrics, pd.DataFrame(), pd.DataFrame()))
     save(fig, args.out_png, args.out_pdf, args.dpi)
 
 
