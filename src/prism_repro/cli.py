@@ -1,7 +1,7 @@
 """Command line entry: ``python -m prism_repro <command> --in ... --out ...``.
 
 Each command lives next to the code it runs; a module that offers commands defines
-``register(subparsers)`` and is listed in ``COMMAND_MODULES``. Every command reads explicit
+``register(subparsers)`` and is listed in ``COMMANDS``. Every command reads explicit
 input paths and writes explicit output paths, atomically, so Snakemake rules stay one line.
 """
 
@@ -12,28 +12,34 @@ import importlib
 import logging
 import sys
 
-COMMAND_MODULES = [
-    "prism_repro.data.synthetic",
-    "prism_repro.data.download",
-    "prism_repro.data.preprocess",
-    "prism_repro.data.stats",
-    "prism_repro.data.split",
-    "prism_repro.train",
-    "prism_repro.evaluate",
-    "prism_repro.aggregate",
-    "prism_repro.figures",
-    "prism_repro.tables",
-]
+# command -> the module that registers it; only the invoked command's module is imported, so a
+# table or plot job does not pay for importing torch
+COMMANDS = {
+    "synthetic": "prism_repro.data.synthetic",
+    "download": "prism_repro.data.download",
+    "preprocess": "prism_repro.data.preprocess",
+    "table2": "prism_repro.data.stats",
+    "split": "prism_repro.data.split",
+    "degrees": "prism_repro.data.split",
+    "train": "prism_repro.train",
+    "evaluate": "prism_repro.evaluate",
+    "select": "prism_repro.selection",
+    "aggregate": "prism_repro.aggregate",
+    "figure": "prism_repro.figures",
+    "table": "prism_repro.tables",
+}
 
 
 class UserError(Exception):
     """A problem with the user's input: printed as one line, exit status 1, no traceback."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser for ``command`` only, or for every command (help, unknown command)."""
     parser = argparse.ArgumentParser(prog="python -m prism_repro", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="<command>")
-    for name in COMMAND_MODULES:
+    modules = [COMMANDS[command]] if command in COMMANDS else list(dict.fromkeys(COMMANDS.values()))
+    for name in modules:
         importlib.import_module(name).register(sub)
     return parser
 
@@ -42,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr
     )
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv[0] if argv else None).parse_args(argv)
     try:
         args.func(args)
     except UserError as err:

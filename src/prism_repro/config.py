@@ -19,10 +19,16 @@ class ConfigError(ValueError):
     """A config problem, stated in one line that names the key."""
 
 
-def deep_merge(base: Mapping, override: Mapping) -> dict:
+# A preset that sets these replaces them whole: its experiments are the preset's, not an addition.
+REPLACED_BY_PRESETS = ("experiments",)
+
+
+def deep_merge(base: Mapping, override: Mapping, replace: tuple[str, ...] = ()) -> dict:
     merged = copy.deepcopy(dict(base))
     for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+        if key in replace:
+            merged[key] = copy.deepcopy(value)
+        elif isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
             merged[key] = deep_merge(merged[key], value)
         else:
             merged[key] = copy.deepcopy(value)
@@ -86,11 +92,11 @@ def resolve_config(config: Mapping, schema_path: str | Path, cli_overrides: Mapp
     name = (cli_overrides or {}).get("preset", config.get("preset", "paper"))
     validate(config, schema)
     for preset, overrides in presets.items():  # a typo in any preset fails now, not on its first use
-        validate(deep_merge(config, overrides or {}), schema, where=f"preset '{preset}': ")
+        validate(deep_merge(config, overrides or {}, REPLACED_BY_PRESETS), schema, where=f"preset '{preset}': ")
     if name != "paper" and name not in presets:
         allowed = ", ".join(["paper", *presets])
         raise ConfigError(f"config key 'preset' = {name!r} is not a preset; allowed values: {allowed}")
-    resolved = deep_merge(config, presets.get(name) or {})
+    resolved = deep_merge(config, presets.get(name) or {}, REPLACED_BY_PRESETS)
     resolved = deep_merge(resolved, cli_overrides or {})
     resolved["preset"] = name
     validate(resolved, schema)

@@ -453,17 +453,22 @@ FIGURES = {
 }
 
 
+def _read(paths: list[Path]) -> pd.DataFrame:
+    return pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True) if paths else pd.DataFrame()
+
+
 def _command(args: argparse.Namespace) -> None:
     sns.set_theme(style=args.style, context=args.context)
-    metrics = pd.concat([pd.read_parquet(p) for p in args.inputs], ignore_index=True)
-    fig = FIGURES[args.figure](FigureData(metrics, pd.DataFrame(), pd.DataFrame()))
-    save(fig, args.out_png, args.out_pdf, args.dpi)
+    data = FigureData(metrics=_read(args.metrics), epochs=_read(args.epochs), norms=_read(args.norms))
+    save(FIGURES[args.figure](data), args.out_png, args.out_pdf, args.dpi)
 
 
 def register(sub) -> None:
-    p = sub.add_parser("figure", help="draw one of the paper's figures from aggregated metrics")
+    p = sub.add_parser("figure", help="draw one of the paper's figures from aggregated experiment tables")
     p.add_argument("figure", choices=sorted(FIGURES))
-    p.add_argument("--in", dest="inputs", type=Path, nargs="+", required=True)
+    p.add_argument("--metrics", type=Path, nargs="*", default=[])
+    p.add_argument("--epochs", type=Path, nargs="*", default=[])
+    p.add_argument("--norms", type=Path, nargs="*", default=[])
     p.add_argument("--out-png", type=Path, required=True)
     p.add_argument("--out-pdf", type=Path, required=True)
     p.add_argument("--style", default="whitegrid")

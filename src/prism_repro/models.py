@@ -149,6 +149,32 @@ def normalized_bipartite_adjacency(
         return adj.to_sparse_csr()
 
 
+class _SymmetricSparseProduct(torch.autograd.Function):
+    """A @ x for a symmetric sparse A, with backward A @ grad instead of A^T @ grad.
+
+    Same gradient (A = A^T), but both directions are row-parallel CSR products, which sum in a
+    fixed order: the transposed product PyTorch uses otherwise accumulates in a thread-dependent
+    order on CPU, so two runs with one seed drifted apart in the last bits.
+    """
+
+    @staticmethod
+    def forward(ctx, adj: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        ctx.adj = adj
+        return adj @ x
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return None, ctx.adj @ grad
+
+
+class SymmetricLGConv(LGConv):
+    """PyG's LGConv (no normalisation inside: the adjacency is pre-normalised) with the
+    deterministic symmetric product above as its message passing."""
+
+    def message_and_aggregate(self, adj_t, x):
+        return _SymmetricSparseProduct.apply(adj_t, x)
+
+
 class LightGCN(Encoder):
     """LightGCN over a graph fixed at construction (swap it with ``set_graph``).
 
@@ -168,7 +194,7 @@ class LightGCN(Encoder):
     ):
         super().__init__(num_users, num_items, dim, generator)
         self.num_layers = num_layers
-        self.convs = nn.ModuleList(LGConv(normalize=False) for _ in range(num_layers))
+        self.convs = nn.ModuleList(SymmetricLGConv(normalize=False) for _ in range(num_layers))
         self.register_buffer("_crow", torch.empty(0, dtype=torch.long), persistent=False)
         self.register_buffer("_col", torch.empty(0, dtype=torch.long), persistent=False)
         self.register_buffer("_val", torch.empty(0), persistent=False)
@@ -206,8 +232,10 @@ class LightGCN(Encoder):
         return out[: self.num_users], out[self.num_users :]
 
     def encode(self, users, items):
+        # index_select, not x[idx]: its backward sums in a fixed order (advanced indexing's
+        # backward accumulates in a thread-dependent order on CPU, breaking same-seed runs)
         users_out, items_out = self.forward()
-        return users_out[users], items_out[items]
+        return users_out.index_select(0, users), items_out.index_select(0, items)
 
 
 MODELS: dict[str, type[Encoder]] = {

@@ -128,9 +128,10 @@ class Trainer:
         uniq_users, inv_users = torch.unique(users, return_inverse=True)
         uniq_items, inv_items = torch.unique(all_items, return_inverse=True)
         user_out, item_out = self.model.encode(uniq_users, uniq_items)
-        batch = LossBatch(user=user_out[inv_users], pos=item_out[inv_items[:size]])
+        # index_select rather than x[idx]: a deterministic backward on CPU (same seed, same bits)
+        batch = LossBatch(user=user_out.index_select(0, inv_users), pos=item_out.index_select(0, inv_items[:size]))
         if neg is not None:
-            batch.neg = item_out[inv_items[size:]].view(size, self.num_negatives, -1)
+            batch.neg = item_out.index_select(0, inv_items[size:]).view(size, self.num_negatives, -1)
         if self.loss_spec.needs_uniformity_rows:
             per_interaction = self.cfg.uniformity_rows == "interactions"
             batch.users_unif = batch.user if per_interaction else user_out

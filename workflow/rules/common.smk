@@ -1,7 +1,10 @@
 # Config resolution (preset + schema), run grids, and the path helpers rules share.
+import functools
 import itertools
 import re
 import sys
+
+import pandas as pd
 
 from prism_repro.config import ConfigError, resolve_config
 from prism_repro.runspec import RUN_ID_PATTERN, RunSpec
@@ -18,16 +21,42 @@ config.clear()
 config.update(_resolved)
 PRESET = config["preset"]
 
+# Which experiments (config `experiments:`) feed each artifact; an artifact is built when its
+# preset defines all of them.
+FIGURE_EXPERIMENTS = {
+    "fig1": ["fig1"],
+    "fig2": ["fig1"],
+    "fig3": ["fig3"],
+    "fig4": ["fig4", "table1_wd"],
+    "fig5": ["fig4"],
+    "fig6": ["fig6"],
+    "fig7": [],
+    "fig8": ["fig8"],
+    "fig10": ["fig10"],
+    "fig11": ["fig11"],
+}
+CLAIM_EXPERIMENTS = ["table1_wd", "table1_prism", "fig1", "fig3", "fig4", "fig8"]
+TABLE_EXPERIMENTS = {
+    "table1": ["table1_wd", "table1_prism"],
+    "table2": [],
+    "runs": list(config["experiments"]),
+    # the claims whose experiments the preset runs are checked; the others are marked "not run"
+    "claims": [e for e in CLAIM_EXPERIMENTS if e in config["experiments"]],
+}
+
 
 wildcard_constraints:
     preset=re.escape(PRESET),
     dataset="|".join(re.escape(d) for d in config["datasets"]),
     run=RUN_ID_PATTERN,
     seed="[0-9]+",
+    experiment="|".join(re.escape(e) for e in config["experiments"]),
+    figure="|".join(FIGURE_EXPERIMENTS),
+    table="|".join(t for t in TABLE_EXPERIMENTS if t != "table2"),
 
 
-def experiment_runs(name):
-    """(dataset, RunSpec) for every run of an experiment grid."""
+def experiment_runs(name, seeds=None):
+    """(dataset, RunSpec) for every grid point of an experiment, for the given seeds (default: all)."""
     exp = config["experiments"][name]
     runs = []
     for dataset, backbone, loss, decay, wd, init, lr, seed in itertools.product(
@@ -38,7 +67,7 @@ def experiment_runs(name):
         exp["weight_decay"],
         exp["init"],
         exp["lr"],
-        exp["seeds"],
+        exp["seeds"] if seeds is None else seeds,
     ):
         for alpha in exp["alpha"] if init == "prism" else [0.0]:
             for gamma in exp["gamma"] if loss == "directau" else [1.0]:
@@ -47,29 +76,87 @@ def experiment_runs(name):
     return list(dict.fromkeys(runs))
 
 
-def experiment_metrics(wildcards):
-    """Metrics parquets of every run of the experiment named by the wildcard."""
+def candidate_runs(name):
+    """The runs an experiment trains before selection: the first seed only when it tunes."""
+    exp = config["experiments"][name]
+    return experiment_runs(name, exp["seeds"][:1] if exp["tune"] else None)
+
+
+def run_file(preset, dataset, run, name):
+    return f"results/{preset}/runs/{dataset}/{run}/{name}"
+
+
+def candidate_metrics(wildcards):
     return [
-        f"results/{PRESET}/runs/{dataset}/{spec.run_id}/metrics.parquet"
-        for dataset, spec in experiment_runs(wildcards.experiment)
+        run_file(wildcards.preset, dataset, spec.run_id, "metrics.parquet")
+        for dataset, spec in candidate_runs(wildcards.experiment)
     ]
+
+
+def final_runs(wildcards):
+    """(dataset, run id) of the runs an experiment reports: the selected settings x all seeds."""
+    if not config["experiments"][wildcards.experiment]["tune"]:
+        return [(d, spec.run_id) for d, spec in experiment_runs(wildcards.experiment)]
+    selection = checkpoints.select.get(
+        preset=wildcards.preset, experiment=wildcards.experiment
+    ).output[0]
+    table = pd.read_parquet(selection, columns=["dataset", "run"])
+    return list(zip(table["dataset"], table["run"]))
+
+
+def final_run_files(name):
+    """Input function: one file ``name`` per final run of the experiment wildcard."""
+
+    def files(wildcards):
+        return [run_file(wildcards.preset, d, run, name) for d, run in final_runs(wildcards)]
+
+    return files
 
 
 def run_metrics_targets():
     return sorted(
         {
-            f"results/{PRESET}/runs/{dataset}/{spec.run_id}/metrics.parquet"
+            run_file(PRESET, dataset, spec.run_id, "metrics.parquet")
             for name in config["experiments"]
-            for dataset, spec in experiment_runs(name)
+            for dataset, spec in candidate_runs(name)
         }
     )
+
+
+@functools.cache
+def cosine_validation_runs():
+    """(dataset, run id) of every run whose validation is also scored by cosine (Figure 6)."""
+    return {
+        (dataset, spec.run_id)
+        for name, exp in config["experiments"].items()
+        if exp["cosine_validation"]
+        for dataset, spec in experiment_runs(name)
+    }
+
+
+def available(needs):
+    """Artifacts whose experiments the preset defines, in order."""
+    return [name for name, exps in needs.items() if all(e in config["experiments"] for e in exps)]
+
+
+def experiment_tables(suffix):
+    """Input function: the aggregated ``<experiment><suffix>.parquet`` of each needed experiment."""
+
+    def files(wildcards):
+        if "figure" in wildcards.keys():
+            needs = FIGURE_EXPERIMENTS[wildcards.figure]
+        else:
+            needs = TABLE_EXPERIMENTS[wildcards.table]
+        return [f"results/{wildcards.preset}/metrics/{e}{suffix}.parquet" for e in needs]
+
+    return files
 
 
 def figure_targets():
     return expand(
         "results/{preset}/figures/{figure}.{ext}",
         preset=PRESET,
-        figure=FIGURES,
+        figure=available(FIGURE_EXPERIMENTS),
         ext=["png", "pdf"],
     )
 
@@ -78,8 +165,8 @@ def table_targets():
     return expand(
         "results/{preset}/tables/{table}.{ext}",
         preset=PRESET,
-        table=TABLES,
-        ext=["csv", "md"],
+        table=available(TABLE_EXPERIMENTS),
+        ext=["csv", "md", "tex"],
     )
 
 
@@ -166,5 +253,18 @@ def engine_args(wildcards):
     return (
         f"--dim {t['dim']} --max-epochs {t['max_epochs']} --patience {t['patience']}"
         f" --batch-size {loss}={t['batch_size'][loss]} --k {config['evaluate']['k']}"
-        f" --device {t['device']}"
+        f" --device {t['device']} --checkpoint-every {t['checkpoint_every']}"
+        + (
+            " --cosine-validation"
+            if (wildcards.dataset, wildcards.run) in cosine_validation_runs()
+            else ""
+        )
     )
+
+
+def experiment_tune(wildcards):
+    return " ".join(config["experiments"][wildcards.experiment]["tune"])
+
+
+def experiment_seeds(wildcards):
+    return " ".join(map(str, config["experiments"][wildcards.experiment]["seeds"]))

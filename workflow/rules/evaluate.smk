@@ -1,5 +1,6 @@
 # Evaluation: per-run test/validation NDCG (overall and by popularity) and embedding norms;
-# then one parquet per experiment with a row per run.
+# selection of tuned settings on validation (a checkpoint: the final runs depend on it); then
+# one set of tables per experiment over its final runs.
 
 
 rule evaluate:
@@ -22,16 +23,40 @@ rule evaluate:
         " --k {params.k} 2> {log}"
 
 
+checkpoint select:
+    input:
+        candidate_metrics,
+    output:
+        "results/{preset}/metrics/{experiment}_selection.parquet",
+    log:
+        "results/{preset}/logs/select/{experiment}.log",
+    localrule: True
+    conda:
+        "../../envs/prism.yaml"
+    params:
+        tune=experiment_tune,
+        seeds=experiment_seeds,
+    shell:
+        "python -m prism_repro select --experiment {wildcards.experiment} --tune {params.tune}"
+        " --seeds {params.seeds} --in {input} --out {output} 2> {log}"
+
+
 rule aggregate:
     input:
-        experiment_metrics,
+        metrics=final_run_files("metrics.parquet"),
+        epochs=final_run_files("epochs.parquet"),
+        norms=final_run_files("norms.parquet"),
     output:
-        "results/{preset}/metrics/{experiment}.parquet",
+        metrics="results/{preset}/metrics/{experiment}.parquet",
+        epochs="results/{preset}/metrics/{experiment}_epochs.parquet",
+        norms="results/{preset}/metrics/{experiment}_norms.parquet",
     log:
         "results/{preset}/logs/aggregate/{experiment}.log",
     localrule: True
     conda:
         "../../envs/prism.yaml"
     shell:
-        "python -m prism_repro aggregate --experiment {wildcards.experiment} --in {input}"
-        " --out {output} 2> {log}"
+        "python -m prism_repro aggregate --experiment {wildcards.experiment}"
+        " --metrics {input.metrics} --epochs {input.epochs} --norms {input.norms}"
+        " --out-metrics {output.metrics} --out-epochs {output.epochs}"
+        " --out-norms {output.norms} 2> {log}"

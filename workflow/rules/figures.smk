@@ -1,16 +1,18 @@
-# Figures: each reads aggregated metrics only, so a plotting change reruns just the plot.
-
-FIGURES = ["fig1"]
+# Figures: each reads aggregated experiment tables only, so a plotting change reruns just the plot.
+# Which experiments feed which figure: FIGURE_EXPERIMENTS in common.smk.
 
 
 rule figure:
     input:
-        "results/{preset}/metrics/{figure}.parquet",
+        metrics=experiment_tables(""),
+        epochs=experiment_tables("_epochs"),
+        norms=experiment_tables("_norms"),
     output:
         png=report(
             "results/{preset}/figures/{figure}.png",
             caption="../report/{figure}.rst",
             category="Figures",
+            labels={"figure": "{figure}"},
         ),
         pdf="results/{preset}/figures/{figure}.pdf",
     log:
@@ -23,6 +25,7 @@ rule figure:
         context=config["figures"]["context"],
         dpi=config["figures"]["dpi"],
     shell:
-        "python -m prism_repro figure {wildcards.figure} --in {input} --out-png {output.png}"
+        "python -m prism_repro figure {wildcards.figure} --metrics {input.metrics}"
+        " --epochs {input.epochs} --norms {input.norms} --out-png {output.png}"
         " --out-pdf {output.pdf} --style {params.style} --context {params.context}"
         " --dpi {params.dpi} 2> {log}"

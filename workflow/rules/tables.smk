@@ -1,24 +1,29 @@
-# Tables: CSV and Markdown, each from aggregated metrics.
+# Tables: CSV, Markdown and LaTeX, each from aggregated experiment tables (TABLE_EXPERIMENTS in
+# common.smk says which); Table 2 from the datasets themselves.
 
-TABLES = ["runs", "table2"]
 
-
-rule runs_table:
+rule table:
     input:
-        expand("results/{{preset}}/metrics/{experiment}.parquet", experiment=config["experiments"]),
+        metrics=experiment_tables(""),
+        norms=experiment_tables("_norms"),
     output:
         csv=report(
-            "results/{preset}/tables/runs.csv", caption="../report/runs.rst", category="Tables"
+            "results/{preset}/tables/{table}.csv",
+            caption="../report/{table}.rst",
+            category="Tables",
+            labels={"table": "{table}"},
         ),
-        md="results/{preset}/tables/runs.md",
+        md="results/{preset}/tables/{table}.md",
+        tex="results/{preset}/tables/{table}.tex",
     log:
-        "results/{preset}/logs/table/runs.log",
+        "results/{preset}/logs/table/{table}.log",
     localrule: True
     conda:
         "../../envs/prism.yaml"
     shell:
-        "python -m prism_repro table runs --in {input} --out-csv {output.csv} --out-md {output.md}"
-        " 2> {log}"
+        "python -m prism_repro table {wildcards.table} --metrics {input.metrics}"
+        " --norms {input.norms} --out-csv {output.csv} --out-md {output.md}"
+        " --out-tex {output.tex} 2> {log}"
 
 
 # Table 2: users, items, interactions, density of each dataset of the preset, beside the paper's.
@@ -28,6 +33,7 @@ rule table2:
     output:
         csv="results/{preset}/tables/table2.csv",
         md="results/{preset}/tables/table2.md",
+        tex="results/{preset}/tables/table2.tex",
     log:
         "results/{preset}/logs/table/table2.log",
     localrule: True
@@ -37,4 +43,4 @@ rule table2:
         datasets=preset_datasets(),
     shell:
         "python -m prism_repro table2 --datasets {params.datasets} --in {input}"
-        " --out-csv {output.csv} --out-md {output.md} 2> {log}"
+        " --out-csv {output.csv} --out-md {output.md} --out-tex {output.tex} 2> {log}"
