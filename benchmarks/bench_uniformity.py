@@ -1,11 +1,14 @@
 """Time and check DirectAU's uniformity term: pdist reference, naive Gram matrices, tiled versions.
 
 Run: ``python benchmarks/bench_uniformity.py [--n 3500] [--d 64] [--reps 20]``.
-Prints, per variant, the median ms per call of forward + backward on (n, d) float32 rows, the
-implied seconds per Gowalla epoch (x 2 sets x 201 batches), and errors against a float64 pdist
-reference: |dU| and the gradient with respect to the unnormalised input z through F.normalize
-(max abs error, and the relative error ||g - g_ref|| / ||g_ref|| over the whole matrix).
-No assertions: numbers only.
+Prints, per variant, ms per call of forward + backward on (n, d) float32 rows with torch's
+threads (best of round-robin rounds, median in brackets: on a shared machine other jobs inflate
+the median), forward-only ms, the implied seconds per Gowalla epoch (best ms x 2 sets x 201
+batches), the thread CPU time of fwd+bwd on one thread (robust to other jobs), and errors
+against a float64 pdist reference on two inputs ("iso": Gaussian rows, close to uniform on the
+sphere, the hard case for relative gradient error; "clu": clustered, anisotropic rows): |dU| and
+the gradient with respect to the unnormalised input z through F.normalize (max abs error, and
+||g - g_ref|| / ||g_ref|| over the whole matrix). No assertions: numbers only.
 """
 
 from __future__ import annotations

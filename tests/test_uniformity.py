@@ -112,6 +112,13 @@ def test_invariant_to_row_permutation():
     torch.testing.assert_close(gb, ga[perm], rtol=1e-4, atol=1e-7)
 
 
+def test_non_contiguous_input():
+    z = _z(64, d=300, seed=11)  # (64, 300) -> its transpose is a (300, 64) strided view
+    x = F.normalize(z.T, dim=1)
+    assert not x.is_contiguous()
+    assert uniformity(x).item() == pytest.approx(uniformity_reference(x).item(), abs=1e-12)
+
+
 def test_two_rows_closed_form():
     x = torch.tensor([[1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
     assert uniformity(x).item() == pytest.approx(-2.0 * 2.0)  # ||x0 - x1||^2 = 2, t = 2
