@@ -39,7 +39,7 @@ def test_second_run_does_nothing_and_plot_option_reruns_only_the_plot(tiny_run):
 def test_one_runs_metrics_path_builds_only_its_chain(workflow_copy):
     target = "results/tiny/runs/Synthetic/mf_bpr_full0.0001_xavier_lr0.01_s123/metrics.parquet"
     dry = snakemake(workflow_copy, "-n", "--cores", "1", "--config", "preset=tiny", "--", target)
-    assert job_counts(dry.stdout) == {"synthetic_dataset": 1, "preprocess": 1, "split": 1, "degrees": 1, "train": 1, "evaluate": 1}
+    assert job_counts(dry.stdout) == {"synthetic_dataset": 1, "preprocess": 1, "split": 1, "degrees": 1, "train": 1}
     snakemake(workflow_copy, "--cores", "1", "--config", "preset=tiny", "--", target)
     assert (workflow_copy / target).exists()
     assert not (workflow_copy / "results/tiny/runs/Synthetic/mf_bpr_none_xavier_lr0.01_s123").exists()
@@ -65,3 +65,8 @@ def test_paper_preset_dry_run_builds_the_full_dag(workflow_copy):
     proc = snakemake(workflow_copy, "-n", "--quiet", "rules")
     counts = job_counts(proc.stdout)
     assert counts.get("train", 0) > 0 and counts.get("all") == 1
+
+
+def test_unknown_dataset_in_an_experiment_is_a_config_error(workflow_copy):
+    proc = snakemake(workflow_copy, "-n", "--config", "preset=tiny", "experiments={fig1: {datasets: [Gowala], backbones: [mf], losses: [bpr], decay: [none], weight_decay: [0], init: [xavier], lr: [0.01], seeds: [1]}}", check=False)
+    assert proc.returncode != 0 and "Gowala" in proc.stderr and "allowed values" in proc.stderr

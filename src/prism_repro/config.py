@@ -100,4 +100,17 @@ def resolve_config(config: Mapping, schema_path: str | Path, cli_overrides: Mapp
     resolved = deep_merge(resolved, cli_overrides or {})
     resolved["preset"] = name
     validate(resolved, schema)
+    check_references(resolved)
     return fill_defaults(resolved, schema)
+
+
+def check_references(config: Mapping) -> None:
+    """Names that must point at something: every experiment's datasets are defined."""
+    defined = config.get("datasets", {})
+    for name, exp in config.get("experiments", {}).items():
+        for dataset in exp.get("datasets", []):
+            if dataset not in defined:
+                raise ConfigError(
+                    f"config key 'experiments.{name}.datasets': unknown dataset {dataset!r}; "
+                    f"allowed values: {', '.join(defined)}"
+                )

@@ -51,32 +51,37 @@ def evaluate_model(model, data, k: int, device) -> dict:
     return out, users, items
 
 
-def _command(args: argparse.Namespace) -> None:
-    device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
-    data = load_split(args.split, args.degrees)
-    model, summary = load_model(args.model, data, device)
+def write_run_results(model, summary: dict, data, k: int, device, out_metrics: Path, out_norms: Path) -> dict:
+    """Evaluate a trained model and write the run's metrics row and its embedding norms."""
     if summary["diverged"] and summary["best_epoch"] == 0:
         metrics = {f"{s}_{m}": float("nan") for s in ("val", "test") for m in METRIC_NAMES}
         users = items = None
     else:
-        metrics, users, items = evaluate_model(model, data, args.k, device)
-    row = {k: v for k, v in summary.items() if k != "engine"}
-    row.update({f"engine_{k}": v for k, v in summary["engine"].items()})
+        metrics, users, items = evaluate_model(model, data, k, device)
+    row = {key: value for key, value in summary.items() if key != "engine"}
+    row.update({f"engine_{key}": value for key, value in summary["engine"].items()})
     row.update(metrics)
-    row["k"] = args.k
-    write_parquet(pd.DataFrame([row]), args.out_metrics)
+    row["k"] = k
+    write_parquet(pd.DataFrame([row]), out_metrics)
     norms = []
     for node, out, degree in (("user", users, data.user_degree), ("item", items, data.item_degree)):
         norm = out.detach().norm(dim=1).cpu().numpy() if out is not None else np.full(len(degree), np.nan)
         frame = pd.DataFrame({"node": node, "id": np.arange(len(degree)), "degree": degree, "norm": norm})
-        if node == "item":
-            frame["stratum"] = data.item_stratum
+        frame["stratum"] = data.item_stratum if node == "item" else -1
         norms.append(frame)
-    write_parquet(pd.concat(norms, ignore_index=True).assign(run=summary["run"], dataset=summary["dataset"]), args.out_norms)
+    write_parquet(pd.concat(norms, ignore_index=True).assign(run=summary["run"], dataset=summary["dataset"]), out_norms)
+    return metrics
+
+
+def _command(args: argparse.Namespace) -> None:
+    device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    data = load_split(args.split, args.degrees)
+    model, summary = load_model(args.model, data, device)
+    write_run_results(model, summary, data, args.k, device, args.out_metrics, args.out_norms)
 
 
 def register(sub) -> None:
-    p = sub.add_parser("evaluate", help="test/validation NDCG@k and embedding norms of a trained run")
+    p = sub.add_parser("evaluate", help="re-evaluate a saved model.pt (the train command already evaluates)")
     p.add_argument("--model", type=Path, required=True)
     p.add_argument("--split", type=Path, required=True)
     p.add_argument("--degrees", type=Path, required=True)

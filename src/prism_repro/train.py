@@ -23,6 +23,7 @@ import torch
 
 from prism_repro.data.split import SplitData, load_split
 from prism_repro.decay import batch_decay_penalty, optimizer_weight_decay
+from prism_repro.evaluate import write_run_results
 from prism_repro.initialization import prism_init_
 from prism_repro.io import atomic_path, write_parquet
 from prism_repro.losses import LOSSES, LossBatch, MawuMargins, compute_loss, mawu_gammas
@@ -283,13 +284,16 @@ def _command(args: argparse.Namespace) -> None:
     write_parquet(epochs.assign(run=spec.run_id, dataset=args.dataset), args.out_epochs)
     with atomic_path(args.out_model) as tmp:
         torch.save({"state": {k: v.cpu() for k, v in best.items()}, "summary": summary}, tmp)
+    trainer.model.load_state_dict({k.removeprefix("model."): v for k, v in best.items() if k.startswith("model.")})
+    metrics = write_run_results(trainer.model.eval(), summary, data, cfg.k, trainer.device, args.out_metrics, args.out_norms)
     if trainer.checkpoint_path and trainer.checkpoint_path.exists():
         trainer.checkpoint_path.unlink()
         try:
             trainer.checkpoint_path.parent.rmdir()
         except OSError:
             pass
-    log.info("done: %s after %d epochs (best %d, val ndcg %.5f) in %.1fs", state.stop_reason, state.epoch, state.best_epoch, summary["best_val_ndcg"], wall)
+    log.info("done: %s after %d epochs (best %d, val ndcg %.5f) in %.1fs; test ndcg %.5f", state.stop_reason, state.epoch,
+             state.best_epoch, summary["best_val_ndcg"], wall, metrics["test_ndcg"])
 
 
 def add_engine_arguments(p: argparse.ArgumentParser) -> None:
@@ -309,13 +313,15 @@ def add_engine_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("train", help="train one run (resumes from its work folder's checkpoint)")
+    p = sub.add_parser("train", help="train and evaluate one run (resumes from its work folder's checkpoint)")
     p.add_argument("--run", required=True, help="run id, e.g. mf_bpr_full1e-06_xavier_lr0.001_s123")
     p.add_argument("--dataset", required=True)
     p.add_argument("--split", type=Path, required=True)
     p.add_argument("--degrees", type=Path, required=True)
     p.add_argument("--out-model", type=Path, required=True)
     p.add_argument("--out-epochs", type=Path, required=True)
+    p.add_argument("--out-metrics", type=Path, required=True)
+    p.add_argument("--out-norms", type=Path, required=True)
     p.add_argument("--work-dir", type=Path, default=None, help="checkpoint folder (default: <out-model folder>/work)")
     add_engine_arguments(p)
     p.set_defaults(func=_command)

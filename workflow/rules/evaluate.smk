@@ -1,26 +1,6 @@
-# Evaluation: per-run test/validation NDCG (overall and by popularity) and embedding norms;
-# selection of tuned settings on validation (a checkpoint: the final runs depend on it); then
-# one set of tables per experiment over its final runs.
-
-
-rule evaluate:
-    input:
-        model="results/{preset}/runs/{dataset}/{run}/model.pt",
-        split=run_split,
-        degrees=run_degrees,
-    output:
-        metrics="results/{preset}/runs/{dataset}/{run}/metrics.parquet",
-        norms="results/{preset}/runs/{dataset}/{run}/norms.parquet",
-    log:
-        "results/{preset}/logs/evaluate/{dataset}/{run}.log",
-    conda:
-        "../../envs/prism.yaml"
-    params:
-        k=config["evaluate"]["k"],
-    shell:
-        "python -m prism_repro evaluate --model {input.model} --split {input.split}"
-        " --degrees {input.degrees} --out-metrics {output.metrics} --out-norms {output.norms}"
-        " --k {params.k} 2> {log}"
+# Evaluation across runs (each run's own metrics come from its train job): selection of tuned
+# settings on validation (a checkpoint: the final runs depend on it), then one set of tables per
+# experiment over its final runs.
 
 
 checkpoint select:

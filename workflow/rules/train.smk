@@ -1,5 +1,6 @@
-# Training: one job per run; checkpoints go to the run's undeclared work/ folder so a killed or
-# requeued job resumes instead of starting over.
+# Training: one job per run, which trains, then evaluates the best state (test and validation
+# NDCG overall and by popularity, embedding norms). Checkpoints go to the run's undeclared work/
+# folder so a killed or requeued job resumes instead of starting over.
 
 
 rule train:
@@ -9,6 +10,8 @@ rule train:
     output:
         model="results/{preset}/runs/{dataset}/{run}/model.pt",
         epochs="results/{preset}/runs/{dataset}/{run}/epochs.parquet",
+        metrics="results/{preset}/runs/{dataset}/{run}/metrics.parquet",
+        norms="results/{preset}/runs/{dataset}/{run}/norms.parquet",
     log:
         "results/{preset}/logs/train/{dataset}/{run}.log",
     conda:
@@ -17,5 +20,6 @@ rule train:
         engine=engine_args,
     shell:
         "python -m prism_repro train --run {wildcards.run} --dataset {wildcards.dataset}"
-        " --split {input.split} --degrees {input.degrees}"
-        " --out-model {output.model} --out-epochs {output.epochs} {params.engine} 2> {log}"
+        " --split {input.split} --degrees {input.degrees} --out-model {output.model}"
+        " --out-epochs {output.epochs} --out-metrics {output.metrics} --out-norms {output.norms}"
+        " {params.engine} 2> {log}"

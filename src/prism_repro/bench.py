@@ -1,0 +1,191 @@
+"""``make bench``: this engine against a loop built the way the released code works, same data.
+
+Workloads (Gowalla from a mirror, seed-123 split): MF + DirectAU (batch 4096) and MF + BPR
+(batch 16384). For each: seconds per training epoch and per full validation evaluation (dot and
+cosine) for both loops, and the process's peak memory. The last line is
+``speedup_vs_loader=<x>``, the smallest per-epoch speedup over the workloads.
+
+The reference loop follows snap-research/PRISM's train.py / evaluation_metrics.py: per batch,
+the nodes of the batch's edges are gathered and relabelled as PyG's LinkNeighborLoader does
+for MF (no neighbours sampled: num_layers 0; the loader itself needs pyg-lib or torch-sparse,
+neither installable here, so its relabelling is reproduced with torch ops), negatives are drawn
+among the batch's items, DirectAU's uniformity uses ``torch.pdist``, and evaluation scores users
+in chunks of 1000, masks train items and computes NDCG in a per-user Python loop.
+``--epochs``/``--max-batches`` shrink it to a CI-sized smoke run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from prism_repro.data.interactions import finalize_interactions
+from prism_repro.data.preprocess import parse_lightgcn
+from prism_repro.data.split import SplitData, popularity_strata, split_codes
+from prism_repro.runspec import RunSpec
+from prism_repro.train import EngineConfig, Trainer
+
+
+def load_gowalla(mirror: Path, seed: int = 123) -> SplitData:
+    parts = [parse_lightgcn(mirror / "gowalla" / name) for name in ("train.txt", "test.txt")]
+    frame, meta = finalize_interactions(np.concatenate([u for u, _ in parts]), np.concatenate([i for _, i in parts]))
+    pairs = frame[["user", "item"]].to_numpy()
+    codes = split_codes(len(pairs), (0.8, 0.1, 0.1), seed)
+    train = pairs[codes == 0]
+    nu, ni = meta["num_users"], meta["num_items"]
+    item_deg = np.bincount(train[:, 1], minlength=ni)
+    return SplitData(nu, ni, train, pairs[codes == 1], pairs[codes == 2], np.bincount(train[:, 0], minlength=nu), item_deg, popularity_strata(item_deg))
+
+
+def synthetic_data(users=2000, items=3000, seed=0) -> SplitData:
+    from prism_repro.data.synthetic import generate
+
+    baskets = generate(users, items, 40, 1.1, 8, seed)
+    pairs = np.array([(u, i) for u, b in enumerate(baskets) for i in b], dtype=np.int64)
+    codes = split_codes(len(pairs), (0.8, 0.1, 0.1), 1)
+    train = pairs[codes == 0]
+    item_deg = np.bincount(train[:, 1], minlength=items)
+    return SplitData(users, items, train, pairs[codes == 1], pairs[codes == 2], np.bincount(train[:, 0], minlength=users), item_deg, popularity_strata(item_deg))
+
+
+# -- the reference loop (released-code style) ------------------------------------------------
+class ReferenceLoop:
+    def __init__(self, data: SplitData, loss: str, batch_size: int, lr: float = 1e-3, dim: int = 64, seed: int = 123):
+        torch.manual_seed(seed)
+        self.data, self.loss, self.batch_size = data, loss, batch_size
+        self.user = torch.nn.Embedding(data.num_users, dim)
+        self.item = torch.nn.Embedding(data.num_items, dim)
+        torch.nn.init.xavier_uniform_(self.user.weight)
+        torch.nn.init.xavier_uniform_(self.item.weight)
+        self.opt = torch.optim.Adam([self.user.weight, self.item.weight], lr=lr, weight_decay=1e-6)
+        self.edges = torch.from_numpy(data.train.T.copy())
+
+    def epoch(self, max_batches: int | None = None) -> float:
+        total, n = 0.0, 0
+        for b, start in enumerate(range(0, self.edges.shape[1], self.batch_size)):  # shuffle=False
+            if max_batches is not None and b >= max_batches:
+                break
+            users, items = self.edges[:, start : start + self.batch_size]
+            # LinkNeighborLoader (MF: no hops): the batch's nodes, relabelled to local ids
+            u_id, u_local = torch.unique(users, return_inverse=True)
+            i_id, i_local = torch.unique(items, return_inverse=True)
+            eu, ei = self.user(u_id), self.item(i_id)
+            if self.loss == "bpr":
+                neg = torch.randint(len(i_id), (len(users),))
+                pos_s = (eu[u_local] * ei[i_local]).sum(-1)
+                neg_s = (eu[u_local] * ei[neg]).sum(-1)
+                loss = -F.logsigmoid(pos_s - neg_s).mean()
+            else:
+                nu, ni = F.normalize(eu, dim=-1), F.normalize(ei, dim=-1)
+                align = (nu[u_local] - ni[i_local]).norm(dim=1).pow(2).mean()
+                unif = lambda x: torch.pdist(x).pow(2).mul(-2).exp().mean().log()  # noqa: E731
+                loss = align + (unif(nu) + unif(ni)) / 2
+            self.opt.zero_grad()
+            loss.backward()
+            self.opt.step()
+            total += float(loss)
+            n += 1
+        return total / max(n, 1)
+
+    @torch.no_grad()
+    def evaluate(self, score: str = "dot", k: int = 20) -> float:
+        data = self.data
+        U, I = self.user.weight, self.item.weight
+        if score == "cosine":
+            U, I = F.normalize(U, dim=-1), F.normalize(I, dim=-1)
+        train_by_user = [[] for _ in range(data.num_users)]
+        for u, i in data.train:
+            train_by_user[u].append(i)
+        held = [set() for _ in range(data.num_users)]
+        for u, i in data.val:
+            held[u].add(i)
+        scores_all = []
+        for start in range(0, data.num_users, 1000):
+            scores = U[start : start + 1000] @ I.T
+            for r in range(scores.shape[0]):
+                if train_by_user[start + r]:
+                    scores[r, train_by_user[start + r]] = -math.inf
+            scores_all.append(torch.topk(scores, k).indices)
+        top = torch.cat(scores_all).tolist()
+        ndcgs = []
+        for u in range(data.num_users):  # per-user loop, as the released code
+            if not held[u]:
+                continue
+            dcg = sum(1 / math.log2(r + 2) for r, i in enumerate(top[u]) if i in held[u])
+            idcg = sum(1 / math.log2(r + 2) for r in range(min(k, len(held[u]))))
+            ndcgs.append(dcg / idcg)
+        return float(np.mean(ndcgs))
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def timed(fn, repeat: int):
+    times, out = [], None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return min(times), out
+
+
+def run(data: SplitData, epochs: int, max_batches: int | None, dataset: str) -> float:
+    speedups = []
+    for loss, batch, run_id in (("directau", 4096, "mf_directau-g1_full1e-06_xavier_lr0.001_s123"), ("bpr", 16384, "mf_bpr_full1e-06_xavier_lr0.001_s123")):
+        cfg = EngineConfig(dim=64, max_epochs=epochs, batch_size=batch, device="cpu")
+        engine = Trainer(RunSpec.parse(run_id), data, cfg, dataset)
+        if max_batches is not None:
+            engine.train_users, engine.train_items = engine.train_users[: max_batches * batch], engine.train_items[: max_batches * batch]
+        ours_epoch, _ = timed(engine.train_epoch, epochs)
+        engine.model.eval()
+        ours_dot, _ = timed(lambda: engine.validate(), 1)
+        from prism_repro.ranking import evaluate_ranking
+
+        with torch.no_grad():
+            u, i = engine.model()
+        ours_cos, _ = timed(lambda: evaluate_ranking(u, i, engine.val_sets, [engine.train_sets], engine.item_stratum, 20, "cosine", strata=False), 1)
+        ref = ReferenceLoop(data, loss, batch)
+        ref_epoch, _ = timed(lambda: ref.epoch(max_batches), epochs)
+        ref_dot, _ = timed(lambda: ref.evaluate("dot"), 1)
+        ref_cos, _ = timed(lambda: ref.evaluate("cosine"), 1)
+        speedup = ref_epoch / ours_epoch
+        speedups.append(speedup)
+        print(f"workload=mf+{loss} batch={batch} epoch_s engine={ours_epoch:.2f} reference={ref_epoch:.2f} speedup={speedup:.2f}x")
+        print(f"workload=mf+{loss} eval_dot_s engine={ours_dot:.2f} reference={ref_dot:.2f}; eval_cosine_s engine={ours_cos:.2f} reference={ref_cos:.2f}; "
+              f"eval_both_s engine={ours_dot + ours_cos:.2f} reference={ref_dot + ref_cos:.2f}")
+        sys.stdout.flush()
+    print(f"peak_rss_mb={peak_rss_mb():.0f} threads={torch.get_num_threads()}")
+    return min(speedups)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--mirror", type=Path, default=Path(__file__).resolve().parents[2].parent / "shared" / "data")
+    p.add_argument("--epochs", type=int, default=2, help="epochs timed per loop (the fastest counts)")
+    p.add_argument("--max-batches", type=int, default=None, help="CI-sized: only this many batches per epoch")
+    p.add_argument("--synthetic", action="store_true", help="a synthetic dataset instead of Gowalla")
+    args = p.parse_args(argv)
+    if args.synthetic:
+        data, name = synthetic_data(), "Synthetic"
+    elif (args.mirror / "gowalla" / "train.txt").exists():
+        data, name = load_gowalla(args.mirror), "Gowalla"
+    else:
+        print(f"skipping the Gowalla workloads: no gowalla/train.txt under {args.mirror} (pass --mirror or --synthetic)")
+        return 0
+    print(f"dataset={name} users={data.num_users} items={data.num_items} train={len(data.train)} val={len(data.val)}")
+    speedup = run(data, args.epochs, args.max_batches, name)
+    print(f"speedup_vs_loader={speedup:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
