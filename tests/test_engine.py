@@ -15,16 +15,17 @@ from prism_repro.train import EngineConfig, Trainer
 
 @pytest.fixture(scope="module")
 def data() -> SplitData:
-    baskets = generate(users=120, items=150, interactions_per_user=20, zipf_exponent=1.1, latent_dim=6, seed=3)
+    # the tiny preset's synthetic dataset
+    baskets = generate(users=300, items=400, interactions_per_user=30, zipf_exponent=1.1, latent_dim=8, seed=7)
     pairs = np.array([(u, i) for u, b in enumerate(baskets) for i in b], dtype=np.int64)
     codes = split_codes(len(pairs), (0.8, 0.1, 0.1), seed=1)
     train = pairs[codes == 0]
-    item_degree = np.bincount(train[:, 1], minlength=150)
-    return SplitData(120, 150, train, pairs[codes == 1], pairs[codes == 2],
-                     np.bincount(train[:, 0], minlength=120), item_degree, popularity_strata(item_degree))
+    item_degree = np.bincount(train[:, 1], minlength=400)
+    return SplitData(300, 400, train, pairs[codes == 1], pairs[codes == 2],
+                     np.bincount(train[:, 0], minlength=300), item_degree, popularity_strata(item_degree))
 
 
-CFG = EngineConfig(dim=16, max_epochs=8, patience=100, batch_size=256, device="cpu", checkpoint_every=2)
+CFG = EngineConfig(dim=16, max_epochs=6, patience=100, batch_size=512, device="cpu", checkpoint_every=2)
 
 
 def fit(data, run, cfg=CFG, work_dir=None, stop_after=None):
@@ -72,7 +73,7 @@ def test_loss_that_turns_nan_is_reported_as_diverged(data, monkeypatch):
 
 
 def test_early_stopping_keeps_the_best_epoch(data):
-    cfg = EngineConfig(dim=16, max_epochs=200, patience=3, batch_size=256, device="cpu")
+    cfg = EngineConfig(dim=16, max_epochs=200, patience=3, batch_size=512, device="cpu")
     trainer, state = fit(data, "mf_bpr_none_xavier_lr0.05_s2", cfg)
     assert state.stop_reason == "early_stopping"
     assert state.epoch == state.best_epoch + 3
@@ -82,17 +83,25 @@ def test_early_stopping_keeps_the_best_epoch(data):
 @pytest.mark.parametrize("backbone", ["mf", "nlmf", "lightgcn"])
 @pytest.mark.parametrize("loss", ["bpr", "ssm", "directau-g1", "mawu"])
 @pytest.mark.parametrize("decay", ["full1e-06", "batched1e-06", "none"])
-def test_every_backbone_loss_and_decay_beats_random_ranking(data, backbone, loss, decay):
+def test_every_backbone_loss_and_decay_beats_random_ranking(data, random_baseline, backbone, loss, decay):
     run = f"{backbone}_{loss}_{decay}_xavier_lr0.01_s7"
-    cfg = EngineConfig(dim=16, max_epochs=6, patience=100, batch_size=256, device="cpu")
+    # the MLP towers of non-linear MF learn angles more slowly under DirectAU and MAWU
+    cfg = EngineConfig(dim=16, max_epochs=20 if backbone == "nlmf" else 8, patience=100, batch_size=512, device="cpu")
     trainer, state = fit(data, run, cfg)
     trainer.model.load_state_dict({k.removeprefix("model."): v for k, v in state.best_state.items() if k.startswith("model.")})
     metrics, _, _ = evaluate_model(trainer.model, data, k=20, device=torch.device("cpu"))
-    assert metrics["test_ndcg"] > 1.5 * random_ranking_ndcg(data), (run, metrics)
+    mean, std = random_baseline
+    # better than random by more than three standard deviations of random rankings' NDCG
+    assert metrics["test_ndcg"] > mean + 3 * std, (run, metrics["test_ndcg"], mean, std)
 
 
-def random_ranking_ndcg(data, draws=20):
-    """Test NDCG@20 of rankings by random scores, averaged over draws."""
+@pytest.fixture(scope="module")
+def random_baseline(data):
+    return random_ranking_ndcg(data)
+
+
+def random_ranking_ndcg(data, draws=30):
+    """Test NDCG@20 of rankings by random scores: mean and std over draws."""
     from prism_repro.ranking import UserItemSets, evaluate_ranking
 
     g = torch.Generator().manual_seed(0)
@@ -103,4 +112,4 @@ def random_ranking_ndcg(data, draws=20):
                          sets[2], sets[:2], stratum, 20, strata=False)["ndcg"]
         for _ in range(draws)
     ]
-    return float(np.mean(values))
+    return float(np.mean(values)), float(np.std(values))

@@ -54,7 +54,7 @@ class FigureData:
 
 
 METRICS_COLUMNS = ["experiment", "dataset", "run", "backbone", "loss", "decay", "weight_decay", "init", "alpha", "lr",
-                   "seed", "best_epoch", "diverged", "test_ndcg", "test_ndcg_popular", "test_ndcg_neutral",
+                   "seed", "best_epoch", "epochs_run", "diverged", "test_ndcg", "test_ndcg_popular", "test_ndcg_neutral",
                    "test_ndcg_unpopular", "k"]
 EPOCHS_COLUMNS = ["experiment", "dataset", "run", "epoch", "val_ndcg", "val_ndcg_cosine"]
 NORMS_COLUMNS = ["experiment", "dataset", "run", "node", "id", "degree", "norm", "stratum"]
@@ -304,8 +304,8 @@ def _prism_sweep(metrics: pd.DataFrame) -> pd.DataFrame:
 
 
 def ndcg_vs_epochs(data: FigureData) -> plt.Figure:
-    """Figure 4: test NDCG@k against the mean epoch of best validation NDCG (``best_epoch``, where
-    early stopping's patience starts), one point per PRISM alpha (error bars: std over seeds), plus
+    """Figure 4: test NDCG@k against the mean number of epochs trained until early stopping
+    (``epochs_run``: the cost of training), one point per PRISM alpha (error bars: std over seeds), plus
     the tuned weight-decay model (table1_wd rows with MF, DirectAU, Xavier init, full decay) as a
     star. Uses ``data.metrics`` (fig4 + table1_wd runs)."""
     metrics = _inputs(data)[0]
@@ -322,18 +322,18 @@ def ndcg_vs_epochs(data: FigureData) -> plt.Figure:
     for c, dataset in enumerate(datasets):
         ax = axes[0][c]
         ax.set_title(dataset)
-        ax.set_xlabel("epochs to early stopping (best epoch)")
+        ax.set_xlabel("epochs until early stopping")
         ax.set_ylabel(f"test NDCG@{k}" if c == 0 else "")
         part, ref_part = sweep[sweep["dataset"] == dataset], ref[ref["dataset"] == dataset]
         if part.empty and ref_part.empty:
             _no_runs(ax)
             continue
         for alpha, g in part.groupby("alpha"):
-            ax.errorbar(g["best_epoch"].mean(), g["test_ndcg"].mean(), xerr=np.nan_to_num(g["best_epoch"].std()),
+            ax.errorbar(g["epochs_run"].mean(), g["test_ndcg"].mean(), xerr=np.nan_to_num(g["epochs_run"].std()),
                         yerr=np.nan_to_num(g["test_ndcg"].std()), fmt="o", ms=6, capsize=2, color=colors[alpha])
         for wd, g in ref_part.groupby("weight_decay"):
-            x, y = g["best_epoch"].mean(), g["test_ndcg"].mean()
-            ax.errorbar(x, y, xerr=np.nan_to_num(g["best_epoch"].std()), yerr=np.nan_to_num(g["test_ndcg"].std()),
+            x, y = g["epochs_run"].mean(), g["test_ndcg"].mean()
+            ax.errorbar(x, y, xerr=np.nan_to_num(g["epochs_run"].std()), yerr=np.nan_to_num(g["test_ndcg"].std()),
                         fmt="*", ms=12, capsize=2, color="black", zorder=3)
             ax.annotate(f"wd {fmt_num(wd)}", (x, y), xytext=(6, -10), textcoords="offset points", fontsize="small")
         ax.margins(x=0.15, y=0.15)
