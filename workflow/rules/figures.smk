@@ -10,7 +10,7 @@ rule figure:
     output:
         png=report(
             "results/{preset}/figures/{figure}.png",
-            caption="../report/{figure}.rst",
+            caption="../report/figure.rst",
             category="Figures",
             labels={"figure": "{figure}"},
         ),

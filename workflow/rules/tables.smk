@@ -9,7 +9,7 @@ rule table:
     output:
         csv=report(
             "results/{preset}/tables/{table}.csv",
-            caption="../report/{table}.rst",
+            caption="../report/table.rst",
             category="Tables",
             labels={"table": "{table}"},
         ),
@@ -31,7 +31,12 @@ rule table2:
     input:
         expand("results/{{preset}}/data/{dataset}/interactions.parquet", dataset=preset_datasets()),
     output:
-        csv="results/{preset}/tables/table2.csv",
+        csv=report(
+            "results/{preset}/tables/table2.csv",
+            caption="../report/table2.rst",
+            category="Tables",
+            labels={"table": "table2"},
+        ),
         md="results/{preset}/tables/table2.md",
         tex="results/{preset}/tables/table2.tex",
     log:
