@@ -1,6 +1,7 @@
 """The DAG itself: tiny end to end, reruns, single targets, config errors, paper dry run."""
 
 import re
+import time
 
 import pandas as pd
 import pytest
@@ -62,11 +63,41 @@ def test_bad_config_values_name_the_key(workflow_copy, override, needle):
 
 
 def test_paper_preset_dry_run_builds_the_full_dag(workflow_copy):
+    t0 = time.perf_counter()
     proc = snakemake(workflow_copy, "-n", "--quiet", "rules")
     counts = job_counts(proc.stdout)
-    assert counts.get("train", 0) > 0 and counts.get("all") == 1
+    print(f"paper preset dry run: {sum(counts.values())} jobs before selection in {time.perf_counter() - t0:.1f} s")
+    # every tuning candidate of the paper grid, e.g. Table 1 alone: 4 datasets x 2 backbones x
+    # (SSM 12 + DirectAU 36 + MAWU 12 candidates) with weight decay, + 4 x 2 x (3 + 9 + 3) PRISM
+    assert counts["train"] > 4 * 2 * (12 + 36 + 12) and counts.get("all") == 1
+    assert counts["select"] >= 8
 
 
 def test_unknown_dataset_in_an_experiment_is_a_config_error(workflow_copy):
     proc = snakemake(workflow_copy, "-n", "--config", "preset=tiny", "experiments={fig1: {datasets: [Gowala], backbones: [mf], losses: [bpr], decay: [none], weight_decay: [0], init: [xavier], lr: [0.01], seeds: [1]}}", check=False)
     assert proc.returncode != 0 and "Gowala" in proc.stderr and "allowed values" in proc.stderr
+
+
+def test_one_figure_schedules_only_what_it_needs(workflow_copy):
+    dry = snakemake(workflow_copy, "-n", "--cores", "1", "results/tiny/figures/fig8.png", "--config", "preset=tiny")
+    counts = job_counts(dry.stdout)
+    # fig8: LightGCN + DirectAU at 2 weight decays x 2 seeds, no tuning
+    assert counts["train"] == 4 and counts["aggregate"] == 1 and counts["figure"] == 1
+    assert "select" not in counts and "table" not in counts
+
+
+def test_deleting_one_runs_results_reruns_only_it_and_the_aggregation(tiny_run):
+    selection = pd.read_parquet(tiny_run / "results/tiny/metrics/table1_prism_selection.parquet")
+    later_seed = selection[selection["seed"] != selection["seed"].min()].iloc[0]
+    (tiny_run / f"results/tiny/runs/{later_seed['dataset']}/{later_seed['run']}/metrics.parquet").unlink()
+    dry = snakemake(tiny_run, "-n", "--cores", "1", "results/tiny/tables/table1.csv", "--config", "preset=tiny")
+    assert job_counts(dry.stdout) == {"train": 1, "aggregate": 1, "table": 1}
+
+
+def test_engine_benchmark_runs_in_ci_size(capsys):
+    from prism_repro.bench import main
+
+    assert main(["--synthetic", "--epochs", "1", "--max-batches", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "workload=mf+directau" in out and "workload=mf+bpr" in out
+    assert re.search(r"^speedup_vs_loader=[0-9.]+$", out, re.M)
