@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from prism_repro.data.split import SplitData, popularity_strata, split_codes
+from prism_repro.data.split import SplitData, split_in_memory
 from prism_repro.data.synthetic import generate
 from prism_repro.evaluate import evaluate_model
 from prism_repro.runspec import RunSpec
@@ -18,11 +18,7 @@ def data() -> SplitData:
     # the tiny preset's synthetic dataset
     baskets = generate(users=300, items=400, interactions_per_user=30, zipf_exponent=1.1, latent_dim=8, seed=7)
     pairs = np.array([(u, i) for u, b in enumerate(baskets) for i in b], dtype=np.int64)
-    codes = split_codes(len(pairs), (0.8, 0.1, 0.1), seed=1)
-    train = pairs[codes == 0]
-    item_degree = np.bincount(train[:, 1], minlength=400)
-    return SplitData(300, 400, train, pairs[codes == 1], pairs[codes == 2],
-                     np.bincount(train[:, 0], minlength=300), item_degree, popularity_strata(item_degree))
+    return split_in_memory(pairs, 300, 400, seed=1)
 
 
 CFG = EngineConfig(dim=16, max_epochs=6, patience=100, batch_size=512, device="cpu", checkpoint_every=2)

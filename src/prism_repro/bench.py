@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from prism_repro.data.interactions import finalize_interactions
 from prism_repro.data.preprocess import parse_lightgcn
-from prism_repro.data.split import SplitData, popularity_strata, split_codes
+from prism_repro.data.split import SplitData, split_in_memory
 from prism_repro.runspec import RunSpec
 from prism_repro.train import EngineConfig, Trainer
 
@@ -37,12 +37,7 @@ from prism_repro.train import EngineConfig, Trainer
 def load_gowalla(mirror: Path, seed: int = 123) -> SplitData:
     parts = [parse_lightgcn(mirror / "gowalla" / name) for name in ("train.txt", "test.txt")]
     frame, meta = finalize_interactions(np.concatenate([u for u, _ in parts]), np.concatenate([i for _, i in parts]))
-    pairs = frame[["user", "item"]].to_numpy()
-    codes = split_codes(len(pairs), (0.8, 0.1, 0.1), seed)
-    train = pairs[codes == 0]
-    nu, ni = meta["num_users"], meta["num_items"]
-    item_deg = np.bincount(train[:, 1], minlength=ni)
-    return SplitData(nu, ni, train, pairs[codes == 1], pairs[codes == 2], np.bincount(train[:, 0], minlength=nu), item_deg, popularity_strata(item_deg))
+    return split_in_memory(frame[["user", "item"]].to_numpy(), meta["num_users"], meta["num_items"], seed)
 
 
 def synthetic_data(users=2000, items=3000, seed=0) -> SplitData:
@@ -50,10 +45,7 @@ def synthetic_data(users=2000, items=3000, seed=0) -> SplitData:
 
     baskets = generate(users, items, 40, 1.1, 8, seed)
     pairs = np.array([(u, i) for u, b in enumerate(baskets) for i in b], dtype=np.int64)
-    codes = split_codes(len(pairs), (0.8, 0.1, 0.1), 1)
-    train = pairs[codes == 0]
-    item_deg = np.bincount(train[:, 1], minlength=items)
-    return SplitData(users, items, train, pairs[codes == 1], pairs[codes == 2], np.bincount(train[:, 0], minlength=users), item_deg, popularity_strata(item_deg))
+    return split_in_memory(pairs, users, items, seed=1)
 
 
 # -- the reference loop (released-code style) ------------------------------------------------

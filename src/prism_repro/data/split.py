@@ -64,6 +64,16 @@ class SplitData:
     item_stratum: np.ndarray  # 0 popular, 1 neutral, 2 unpopular
 
 
+def split_in_memory(pairs: np.ndarray, num_users: int, num_items: int, seed: int,
+                    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)) -> SplitData:
+    """The same split, train degrees and strata as the rules make, without files (tests, benchmarks)."""
+    codes = split_codes(len(pairs), fractions, seed)
+    train = pairs[codes == 0]
+    item_degree = np.bincount(train[:, 1], minlength=num_items)
+    return SplitData(num_users, num_items, train, pairs[codes == 1], pairs[codes == 2],
+                     np.bincount(train[:, 0], minlength=num_users), item_degree, popularity_strata(item_degree))
+
+
 def load_split(split_path: Path, degrees_path: Path) -> SplitData:
     frame = pd.read_parquet(split_path)
     meta = read_parquet_metadata(split_path)
