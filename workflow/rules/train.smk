@@ -14,6 +14,9 @@ rule train:
         norms="results/{preset}/runs/{dataset}/{run}/norms.parquet",
     log:
         "results/{preset}/logs/train/{dataset}/{run}.log",
+    # on a cluster, runs are packed into SLURM jobs (run_pack, common.smk; docs/cluster.md)
+    group:
+        run_pack
     conda:
         "../../envs/prism.yaml"
     params:
