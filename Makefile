@@ -27,5 +27,19 @@ lint: $(VENV)/.installed
 	snakemake --lint
 	snakemake --lint --config preset=tiny
 
+# `snakemake --profile slurm` finds profiles only in ./, ~/.config/snakemake and /etc/xdg/snakemake:
+# link ours there. An existing profile named slurm is left alone.
+PROFILE_HOME ?= $(or $(XDG_CONFIG_HOME),$(HOME)/.config)/snakemake
+slurm-profile:
+	@src="$(abspath profiles/slurm)"; dest="$(PROFILE_HOME)/slurm"; \
+	if [ "$$(readlink "$$dest")" = "$$src" ]; then echo "$$dest already links to $$src"; \
+	elif [ -e "$$dest" ] || [ -L "$$dest" ]; then \
+	  echo "$$dest exists: left alone (move it away, or use --profile $$src)" >&2; exit 1; \
+	else mkdir -p "$(PROFILE_HOME)" && ln -s "$$src" "$$dest" && echo "linked $$dest -> $$src"; fi
+
+# one-node SLURM cluster (as root): bring up, the tiny preset through --profile slurm, tear down
+slurm-test: $(VENV)/.installed
+	.ci/slurm/test.sh
+
 clean-tiny:
 	rm -rf results/tiny
