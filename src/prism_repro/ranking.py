@@ -50,9 +50,10 @@ def topk_items(user_out: torch.Tensor, item_out: torch.Tensor, users: torch.Tens
     for start in range(0, len(users), chunk):
         batch = users[start : start + chunk]
         scores = user_out[batch] @ item_t
+        flat = scores.view(-1)
         for sets in known:
             rows, items = sets.rows_of(batch)
-            scores[rows, items] = float("-inf")
+            flat.index_fill_(0, rows * num_items + items, float("-inf"))
         out.append(torch.topk(scores, k, dim=1, sorted=True).indices)
     return torch.cat(out) if out else torch.zeros(0, k, dtype=torch.long, device=user_out.device)
 

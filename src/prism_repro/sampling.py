@@ -24,9 +24,11 @@ def sample_negatives(
     k: int,
     generator: torch.Generator,
     mode: str = "batch",
+    pool: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """(B, k) item ids; row j holds the negatives of positive j.
 
+    ``pool``: the sorted distinct batch items, when the caller has them already (batch mode).
     ``generator`` must live on ``pos_items.device`` (a CUDA generator for CUDA batches).
     The released code lays negative k of positive j out at flat position k * B + j; the (B, k)
     layout is the same pairing.
@@ -39,7 +41,8 @@ def sample_negatives(
     device = pos_items.device
     if mode == "all":
         return torch.randint(num_items, size, generator=generator, device=device)
-    pool = torch.unique(pos_items)  # sorted, so the draw depends only on the set of items
+    if pool is None:
+        pool = torch.unique(pos_items)  # sorted, so the draw depends only on the set of items
     if pool.numel() == 0:
         return torch.empty(size, dtype=torch.long, device=device)
     return pool[torch.randint(pool.numel(), size, generator=generator, device=device)]

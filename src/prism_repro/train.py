@@ -124,10 +124,16 @@ class Trainer:
     def _batch_loss(self, idx: torch.Tensor) -> torch.Tensor:
         users, items = self.train_users[idx], self.train_items[idx]
         size = len(idx)
-        neg = sample_negatives(items, self.data.num_items, self.num_negatives, self.sample_gen, self.cfg.negative_sampling) if self.num_negatives else None
-        all_items = items if neg is None else torch.cat([items, neg.flatten()])
         uniq_users, inv_users = torch.unique(users, return_inverse=True)
-        uniq_items, inv_items = torch.unique(all_items, return_inverse=True)
+        uniq_items, inv_items = torch.unique(items, return_inverse=True)
+        neg = None
+        if self.num_negatives:
+            mode = self.cfg.negative_sampling
+            neg = sample_negatives(items, self.data.num_items, self.num_negatives, self.sample_gen, mode, pool=uniq_items)
+            if mode == "batch":  # negatives are batch items: find their rows without another unique
+                inv_items = torch.cat([inv_items, torch.searchsorted(uniq_items, neg.flatten())])
+            else:
+                uniq_items, inv_items = torch.unique(torch.cat([items, neg.flatten()]), return_inverse=True)
         user_out, item_out = self.model.encode(uniq_users, uniq_items)
         # index_select rather than x[idx]: a deterministic backward on CPU (same seed, same bits)
         batch = LossBatch(user=user_out.index_select(0, inv_users), pos=item_out.index_select(0, inv_items[:size]))
