@@ -22,6 +22,11 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
 
+# engine vs a released-code-style loop on Gowalla from ../shared/data (skips where it is absent)
+BENCH_ARGS ?= --epochs 2
+bench: $(VENV)/.installed
+	$(PY) -m prism_repro.bench $(BENCH_ARGS)
+
 lint: $(VENV)/.installed
 	snakefmt --check .
 	snakemake --lint
