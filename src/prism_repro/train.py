@@ -284,7 +284,9 @@ def _command(args: argparse.Namespace) -> None:
         "dataset": args.dataset, "run": spec.run_id, **spec.as_dict(), "engine": asdict(cfg),
         "best_epoch": state.best_epoch, "epochs_run": state.epoch, "best_val_ndcg": state.best_ndcg if state.best_epoch else float("nan"),
         "stop_reason": state.stop_reason, "diverged": state.diverged_epoch is not None, "diverged_epoch": state.diverged_epoch,
-        "train_seconds": wall, "device": str(trainer.device), **provenance(),
+        # epoch times summed over every process that worked on the run (a resumed run included)
+        "train_seconds": float(sum(row["seconds"] for row in state.rows)), "process_seconds": wall,
+        "device": str(trainer.device), **provenance(),
     }
     epochs = pd.DataFrame(state.rows, columns=["epoch", "loss", "val_ndcg", "val_ndcg_cosine", "seconds"])
     write_parquet(epochs.assign(run=spec.run_id, dataset=args.dataset), args.out_epochs)
