@@ -83,7 +83,7 @@ class ReferenceLoop:
             self.opt.zero_grad()
             loss.backward()
             self.opt.step()
-            total += float(loss)
+            total += float(loss.detach())
             n += 1
         return total / max(n, 1)
 
