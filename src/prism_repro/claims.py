@@ -102,7 +102,7 @@ def magnitude_claim(metrics: pd.DataFrame, norms: pd.DataFrame) -> dict:
     positive = sorted(w for w in runs["weight_decay"].unique() if w > 0)
     if not positive:
         return {"claim": name, "paper": np.nan, "ours": np.nan, "criterion": "", "verdict": NOT_RUN}
-    with_wd = 1e-6 if 1e-6 in positive else positive[-1]
+    with_wd = min(positive, key=lambda w: abs(np.log10(w) + 6))  # the paper's 1e-6, or the nearest
     items = norms[(norms["node"] == "item") & (norms["experiment"] == "fig1")]
     gaps = []
     for (dataset, loss), part in runs.groupby(["dataset", "loss"]):
