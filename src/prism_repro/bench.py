@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from prism_repro.data.interactions import finalize_interactions
 from prism_repro.data.preprocess import parse_lightgcn
 from prism_repro.data.split import SplitData, split_in_memory
+from prism_repro.ranking import evaluate_ranking
 from prism_repro.runspec import RunSpec
 from prism_repro.train import EngineConfig, Trainer
 
@@ -140,8 +141,6 @@ def run(data: SplitData, epochs: int, max_batches: int | None, dataset: str) -> 
         ours_epoch, _ = timed(engine.train_epoch, epochs)
         engine.model.eval()
         ours_dot, _ = timed(lambda: engine.validate(), 1)
-        from prism_repro.ranking import evaluate_ranking
-
         with torch.no_grad():
             u, i = engine.model()
         ours_cos, _ = timed(lambda: evaluate_ranking(u, i, engine.val_sets, [engine.train_sets], engine.item_stratum, 20, "cosine", strata=False), 1)

@@ -33,7 +33,8 @@ def load_model(path: Path, data, device) -> tuple[torch.nn.Module, dict]:
     return model.to(device).eval(), summary
 
 
-def evaluate_model(model, data, k: int, device) -> dict:
+def evaluate_model(model, data, k: int, device) -> tuple[dict, torch.Tensor, torch.Tensor]:
+    """Validation and test metrics, and the (user, item) outputs the test ranking used."""
     stratum = torch.from_numpy(data.item_stratum.astype(np.int64)).to(device)
     train_sets = UserItemSets(data.train, data.num_users, device)
     val_sets = UserItemSets(data.val, data.num_users, device)
