@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from prism_repro.sampling import NEGATIVE_SAMPLING_MODES, sample_negatives
+from prism_repro.sampling import NEGATIVE_SAMPLING_MODES, sample_negatives, unique_ids
 
 POS = torch.tensor([1, 1, 1, 5, 9, 9])
 
@@ -52,3 +52,12 @@ def test_edge_cases():
         sample_negatives(POS, 12, 1, _gen(), mode="popularity")
     with pytest.raises(ValueError, match="k >= 0"):
         sample_negatives(POS, 12, -1, _gen())
+
+
+@pytest.mark.parametrize("n, size", [(0, 7), (1, 7), (50, 7), (5000, 300)])
+def test_unique_ids_equals_torch_unique(n, size):
+    ids = torch.randint(size, (n,), generator=torch.Generator().manual_seed(n))
+    uniq, inverse, rank = unique_ids(ids, size)
+    expected, expected_inverse = torch.unique(ids, sorted=True, return_inverse=True)
+    assert torch.equal(uniq, expected) and torch.equal(inverse, expected_inverse)
+    assert torch.equal(rank[uniq], torch.arange(len(uniq)))  # any present id finds its row

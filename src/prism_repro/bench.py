@@ -2,7 +2,7 @@
 
 Workloads (Gowalla from a mirror, seed-123 split): MF + DirectAU (batch 4096) and MF + BPR
 (batch 16384). For each: seconds per training epoch and per full validation evaluation (dot and
-cosine) for both loops, and the process's peak memory. The last line is
+cosine, and both in the one pass validation uses) for both loops, and the process's peak memory. The last line is
 ``speedup_vs_loader=<x>``, the smallest per-epoch speedup over the workloads.
 
 The reference loop follows snap-research/PRISM's train.py / evaluation_metrics.py: per batch,
@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from prism_repro.data.interactions import finalize_interactions
 from prism_repro.data.preprocess import parse_lightgcn
 from prism_repro.data.split import SplitData, split_in_memory
-from prism_repro.ranking import evaluate_ranking
+from prism_repro.ranking import evaluate_rankings
 from prism_repro.runspec import RunSpec
 from prism_repro.train import EngineConfig, Trainer
 
@@ -140,10 +140,13 @@ def run(data: SplitData, epochs: int, max_batches: int | None, dataset: str) -> 
             engine.train_users, engine.train_items = engine.train_users[: max_batches * batch], engine.train_items[: max_batches * batch]
         ours_epoch, _ = timed(engine.train_epoch, epochs)
         engine.model.eval()
-        ours_dot, _ = timed(lambda: engine.validate(), 1)
         with torch.no_grad():
             u, i = engine.model()
-        ours_cos, _ = timed(lambda: evaluate_ranking(u, i, engine.val_sets, [engine.train_sets], engine.item_stratum, 20, "cosine", strata=False), 1)
+        def evaluate(scores):
+            return evaluate_rankings(u, i, engine.val_sets, [engine.train_sets], engine.item_stratum, 20, scores, strata=False)
+        ours_dot, _ = timed(lambda: evaluate(("dot",)), 1)
+        ours_cos, _ = timed(lambda: evaluate(("cosine",)), 1)
+        ours_both, _ = timed(lambda: evaluate(("dot", "cosine")), 1)  # one pass, as validation runs it
         ref = ReferenceLoop(data, loss, batch)
         ref_epoch, _ = timed(lambda: ref.epoch(max_batches), epochs)
         ref_dot, _ = timed(lambda: ref.evaluate("dot"), 1)
@@ -152,7 +155,7 @@ def run(data: SplitData, epochs: int, max_batches: int | None, dataset: str) -> 
         speedups.append(speedup)
         print(f"workload=mf+{loss} batch={batch} epoch_s engine={ours_epoch:.2f} reference={ref_epoch:.2f} speedup={speedup:.2f}x")
         print(f"workload=mf+{loss} eval_dot_s engine={ours_dot:.2f} reference={ref_dot:.2f}; eval_cosine_s engine={ours_cos:.2f} reference={ref_cos:.2f}; "
-              f"eval_both_s engine={ours_dot + ours_cos:.2f} reference={ref_dot + ref_cos:.2f}")
+              f"eval_both_s engine={ours_both:.2f} reference={ref_dot + ref_cos:.2f}")
         sys.stdout.flush()
     print(f"peak_rss_mb={peak_rss_mb():.0f} threads={torch.get_num_threads()}")
     return min(speedups)

@@ -70,7 +70,7 @@ def bpr_loss(batch: LossBatch) -> torch.Tensor:
     score gaps finite.
     """
     pos = (batch.user * batch.pos).sum(-1)  # (B,)
-    neg = torch.einsum("bd,bkd->bk", batch.user, batch.neg)  # (B, k)
+    neg = (batch.user.unsqueeze(1) * batch.neg).sum(-1)  # (B, k); elementwise beats bmm of (1 x d)(d x k)
     return -F.logsigmoid(pos[:, None] - neg).mean()
 
 

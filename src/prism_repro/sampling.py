@@ -13,9 +13,23 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["NEGATIVE_SAMPLING_MODES", "sample_negatives"]
+__all__ = ["NEGATIVE_SAMPLING_MODES", "sample_negatives", "unique_ids"]
 
 NEGATIVE_SAMPLING_MODES = ("batch", "all")
+
+
+def unique_ids(ids: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``torch.unique(ids, return_inverse=True)`` for ids in [0, size), plus the rank table.
+
+    A presence mask and its running count replace the sort: O(size + n) instead of
+    O(n log n), several times faster for a batch's ids over a catalogue of tens of thousands.
+    Returns (sorted distinct ids, each id's row among them, ``rank`` with ``rank[id]`` that
+    row for any present id), so later ids of the same set (negatives) find their rows by lookup.
+    """
+    present = torch.zeros(size, dtype=torch.bool, device=ids.device)
+    present[ids] = True
+    rank = torch.cumsum(present, 0) - 1
+    return torch.nonzero(present).flatten(), rank[ids], rank
 
 
 def sample_negatives(
