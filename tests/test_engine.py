@@ -109,3 +109,31 @@ def random_ranking_ndcg(data, draws=30):
         for _ in range(draws)
     ]
     return float(np.mean(values)), float(np.std(values))
+
+
+@pytest.mark.parametrize("run", ["mf_bpr_full1e-06_xavier_lr0.01_s5", "lightgcn_ssm_none_xavier_lr0.01_s5", "mf_directau-g1_none_xavier_lr0.01_s5"])
+@pytest.mark.parametrize("sampling", ["batch", "all"])
+def test_direct_gather_equals_encoding_distinct_ids(data, run, sampling):
+    """Skipping the dedup where no distinct rows are needed changes float order, not the loss."""
+    cfg = EngineConfig(dim=16, batch_size=64, device="cpu", negative_sampling=sampling, uniformity_rows="interactions")
+    results = []
+    for distinct in (True, False):
+        trainer = Trainer(RunSpec.parse(run), data, cfg, "Synthetic")
+        trainer.encode_distinct = distinct
+        loss = trainer._batch_loss(torch.arange(64))
+        loss.backward()
+        results.append((loss.detach(), trainer.model.user_emb.weight.grad, trainer.model.item_emb.weight.grad))
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+    assert results[0][1].abs().sum() > 0
+
+
+@pytest.mark.parametrize("run, distinct", [
+    ("mf_bpr_full1e-06_xavier_lr0.01_s5", False),
+    ("lightgcn_ssm_none_xavier_lr0.01_s5", False),
+    ("mf_bpr_batched1e-06_xavier_lr0.01_s5", True),  # batch-row decay acts on distinct rows
+    ("mf_directau-g1_none_xavier_lr0.01_s5", True),  # uniformity over distinct rows (released default)
+    ("nlmf_bpr_full1e-06_xavier_lr0.01_s5", True),  # the towers cost per encoded row
+])
+def test_dedup_only_where_distinct_rows_are_needed(data, run, distinct):
+    assert Trainer(RunSpec.parse(run), data, CFG, "Synthetic").encode_distinct is distinct

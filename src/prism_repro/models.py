@@ -54,6 +54,10 @@ def _reset_linear_(linear: nn.Linear, generator: torch.Generator | None) -> None
 class Encoder(nn.Module):
     """Common base: two ID tables, Xavier-uniform initialised (the paper's default init)."""
 
+    #: ``encode`` only gathers rows of per-table outputs, so encoding a batch's repeated ids
+    #: directly costs no more than encoding its distinct ids (the engine then skips the dedup)
+    gathers_rows: bool = False
+
     def __init__(
         self, num_users: int, num_items: int, dim: int, generator: torch.Generator | None = None
     ):
@@ -79,11 +83,15 @@ class Encoder(nn.Module):
 class MatrixFactorization(Encoder):
     """Score = <e_u, e_i>; the outputs are the ID rows."""
 
+    gathers_rows = True
+
     def forward(self):
         return self.user_emb.weight, self.item_emb.weight
 
     def encode(self, users, items):
-        return self.user_emb(users), self.item_emb(items)
+        # index_select: its backward is one index_add into the table (embedding()'s dense
+        # backward is slower on CPU), summed in a fixed order
+        return self.user_emb.weight.index_select(0, users), self.item_emb.weight.index_select(0, items)
 
 
 class NonLinearMF(Encoder):
@@ -182,6 +190,8 @@ class LightGCN(Encoder):
     learned tables) because a sparse CSR tensor can be neither deep-copied nor saved in a
     state_dict; it is rebuilt as a view on each forward pass, which costs no copy.
     """
+
+    gathers_rows = True
 
     def __init__(
         self,

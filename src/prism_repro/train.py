@@ -22,7 +22,7 @@ import pandas as pd
 import torch
 
 from prism_repro.data.split import SplitData, load_split
-from prism_repro.decay import batch_decay_penalty, optimizer_weight_decay
+from prism_repro.decay import BATCH_ROW_DECAY, batch_decay_penalty, optimizer_weight_decay
 from prism_repro.evaluate import write_run_results
 from prism_repro.initialization import prism_init_
 from prism_repro.io import atomic_path, write_parquet
@@ -127,26 +127,34 @@ class Trainer:
         self.val_sets = UserItemSets(data.val, data.num_users, self.device)
         self.item_stratum = torch.from_numpy(data.item_stratum.astype(np.int64)).to(self.device)
         self.state = RunState()
+        needs_distinct_rows = (self.loss_spec.needs_uniformity_rows and cfg.uniformity_rows == "unique") or spec.decay == BATCH_ROW_DECAY
+        self.encode_distinct = needs_distinct_rows or not self.model.gathers_rows
 
     # -- one epoch --------------------------------------------------------------------------
     def _batch_loss(self, idx: torch.Tensor) -> torch.Tensor:
         users, items = self.train_users[idx], self.train_items[idx]
         size = len(idx)
-        uniq_users, inv_users, _ = unique_ids(users, self.data.num_users)
-        uniq_items, inv_items, item_rank = unique_ids(items, self.data.num_items)
         neg = None
+        batch_items = items
         if self.num_negatives:
             mode = self.cfg.negative_sampling
-            neg = sample_negatives(items, self.data.num_items, self.num_negatives, self.sample_gen, mode, pool=uniq_items)
-            if mode == "batch":  # negatives are batch items: their rows are a lookup
-                inv_items = torch.cat([inv_items, item_rank[neg.flatten()]])
-            else:
-                uniq_items, inv_items, _ = unique_ids(torch.cat([items, neg.flatten()]), self.data.num_items)
-        user_out, item_out = self.model.encode(uniq_users, uniq_items)
-        # index_select rather than x[idx]: a deterministic backward on CPU (same seed, same bits)
-        batch = LossBatch(user=user_out.index_select(0, inv_users), pos=item_out.index_select(0, inv_items[:size]))
+            pool = unique_ids(items, self.data.num_items)[0] if mode == "batch" else None
+            neg = sample_negatives(items, self.data.num_items, self.num_negatives, self.sample_gen, mode, pool=pool)
+            batch_items = torch.cat([items, neg.flatten()])
+        if self.encode_distinct:
+            # the loss or the decay needs the batch's distinct rows (or the encoder costs per row):
+            # encode each distinct id once, then spread the rows over the interactions
+            uniq_users, inv_users, _ = unique_ids(users, self.data.num_users)
+            uniq_items, inv_items, _ = unique_ids(batch_items, self.data.num_items)
+            user_out, item_out = self.model.encode(uniq_users, uniq_items)
+            # index_select rather than x[idx]: a deterministic backward on CPU (same seed, same bits)
+            user_rows, item_rows = user_out.index_select(0, inv_users), item_out.index_select(0, inv_items)
+        else:  # a plain row gather: one gather per table, one scatter in its backward
+            user_rows, item_rows = self.model.encode(users, batch_items)
+            user_out, item_out = user_rows, item_rows  # unused below: no distinct rows needed
+        batch = LossBatch(user=user_rows, pos=item_rows[:size])
         if neg is not None:
-            batch.neg = item_out.index_select(0, inv_items[size:]).view(size, self.num_negatives, -1)
+            batch.neg = item_rows[size:].view(size, self.num_negatives, -1)
         if self.loss_spec.needs_uniformity_rows:
             per_interaction = self.cfg.uniformity_rows == "interactions"
             batch.users_unif = batch.user if per_interaction else user_out
