@@ -109,3 +109,13 @@ def test_engine_benchmark_runs_in_ci_size(capsys):
     out = capsys.readouterr().out
     assert "workload=mf+directau" in out and "workload=mf+bpr" in out
     assert re.search(r"^speedup_vs_loader=[0-9.]+$", out, re.M)
+
+
+def test_amazonbook_sized_benchmark_data_has_the_datasets_shape():
+    from prism_repro.bench import amazonbook_sized_data
+
+    data = amazonbook_sized_data()
+    assert (data.num_users, data.num_items) == (52_643, 91_599)
+    total = len(data.train) + len(data.val) + len(data.test)
+    assert 2_500_000 < total <= 2_984_108  # duplicates of popular items are dropped
+    assert len(set(map(tuple, data.train[:1000].tolist()))) == 1000

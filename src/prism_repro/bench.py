@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import platform
 import resource
 import sys
 import time
@@ -35,7 +36,7 @@ from prism_repro.data.preprocess import parse_lightgcn
 from prism_repro.data.split import SplitData, split_in_memory
 from prism_repro.ranking import evaluate_rankings
 from prism_repro.runspec import RunSpec
-from prism_repro.train import EngineConfig, Trainer
+from prism_repro.train import EngineConfig, Trainer, resolve_device
 
 
 def load_gowalla(mirror: Path, seed: int = 123) -> SplitData:
@@ -54,11 +55,11 @@ def synthetic_data(users=2000, items=3000, seed=0) -> SplitData:
 
 # -- the reference loop (released-code style) ------------------------------------------------
 class ReferenceLoop:
-    def __init__(self, data: SplitData, loss: str, batch_size: int, lr: float = 1e-3, dim: int = 64, seed: int = 123):
+    def __init__(self, data: SplitData, loss: str, batch_size: int, lr: float = 1e-3, dim: int = 64, seed: int = 123, device="cpu"):
         torch.manual_seed(seed)
-        self.data, self.loss, self.batch_size = data, loss, batch_size
-        self.user = torch.nn.Embedding(data.num_users, dim)
-        self.item = torch.nn.Embedding(data.num_items, dim)
+        self.data, self.loss, self.batch_size, self.device = data, loss, batch_size, torch.device(device)
+        self.user = torch.nn.Embedding(data.num_users, dim, device=self.device)
+        self.item = torch.nn.Embedding(data.num_items, dim, device=self.device)
         torch.nn.init.xavier_uniform_(self.user.weight)
         torch.nn.init.xavier_uniform_(self.item.weight)
         self.opt = torch.optim.Adam([self.user.weight, self.item.weight], lr=lr, weight_decay=1e-6)
@@ -72,7 +73,7 @@ class ReferenceLoop:
         users, items = self.edges[:, torch.tensor(index)]
         u_id, u_local = torch.unique(users, return_inverse=True)
         i_id, i_local = torch.unique(items, return_inverse=True)
-        return u_id, u_local, i_id, i_local
+        return [t.to(self.device) for t in (u_id, u_local, i_id, i_local)]  # batch.to(device)
 
     def epoch(self, max_batches: int | None = None) -> float:
         total, n = 0.0, 0
@@ -81,7 +82,7 @@ class ReferenceLoop:
                 break
             eu, ei = self.user(u_id), self.item(i_id)
             if self.loss == "bpr":
-                neg = torch.randint(len(i_id), (len(u_local),))
+                neg = torch.randint(len(i_id), (len(u_local),), device=self.device)
                 pos_s = (eu[u_local] * ei[i_local]).sum(-1)
                 neg_s = (eu[u_local] * ei[neg]).sum(-1)
                 loss = -F.logsigmoid(pos_s - neg_s).mean()
@@ -127,47 +128,81 @@ class ReferenceLoop:
         return float(np.mean(ndcgs))
 
 
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def amazonbook_sized_data(seed: int = 0) -> SplitData:
+    """Random interactions with AmazonBook's shape (Table 2: 52,643 users, 91,599 items, about
+    2.98 M interactions, at least 10 per user) and Zipf item popularity: for speed and memory."""
+    users, items, total = 52_643, 91_599, 2_984_108
+    rng = np.random.default_rng(seed)
+    per_user = 10 + rng.multinomial(total - 10 * users, rng.dirichlet(np.full(users, 0.5)))
+    popularity = 1.0 / np.arange(1, items + 1) ** 0.9
+    item_ids = rng.choice(rng.permutation(items), size=total, p=popularity / popularity.sum())
+    keys = np.unique(np.repeat(np.arange(users, dtype=np.int64), per_user) * items + item_ids)
+    pairs = np.stack([keys // items, keys % items], axis=1)
+    return split_in_memory(pairs, users, items, seed=1)
+
+
+def peak_memory(device: torch.device) -> str:
+    text = f"peak_rss_mb={resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}"
+    if device.type == "cuda":
+        text += f" peak_gpu_mb={torch.cuda.max_memory_allocated(device) / 2**20:.0f}"
+    return text
 
 
 def timed(fn, repeat: int):
     times, out = [], None
     for _ in range(repeat):
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
         t0 = time.perf_counter()
         out = fn()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
         times.append(time.perf_counter() - t0)
     return min(times), out
 
 
-def run(data: SplitData, epochs: int, max_batches: int | None, dataset: str) -> float:
+WORKLOADS = (("directau", 4096, "mf_directau-g1_full1e-06_xavier_lr0.001_s123"), ("bpr", 16384, "mf_bpr_full1e-06_xavier_lr0.001_s123"))
+
+
+def engine_timings(data: SplitData, dataset: str, batch: int, run_id: str, epochs: int, max_batches: int | None, device: str) -> dict:
+    """Seconds per training epoch (fastest of ``epochs``) and per validation evaluation."""
+    engine = Trainer(RunSpec.parse(run_id), data, EngineConfig(dim=64, max_epochs=epochs, batch_size=batch, device=device), dataset)
+    if max_batches is not None:
+        engine.train_users, engine.train_items = engine.train_users[: max_batches * batch], engine.train_items[: max_batches * batch]
+    out = {"epoch": timed(engine.train_epoch, epochs)[0]}
+    engine.model.eval()
+    with torch.no_grad():
+        u, i = engine.model()
+    for name, scores in (("dot", ("dot",)), ("cosine", ("cosine",)), ("both", ("dot", "cosine"))):  # both: one pass, as validation runs it
+        out[name] = timed(lambda: evaluate_rankings(u, i, engine.val_sets, [engine.train_sets], engine.item_stratum, 20, scores, strata=False), 1)[0]
+    return out
+
+
+def run(data: SplitData, epochs: int, max_batches: int | None, dataset: str, device: str) -> float:
     speedups = []
-    for loss, batch, run_id in (("directau", 4096, "mf_directau-g1_full1e-06_xavier_lr0.001_s123"), ("bpr", 16384, "mf_bpr_full1e-06_xavier_lr0.001_s123")):
-        cfg = EngineConfig(dim=64, max_epochs=epochs, batch_size=batch, device="cpu")
-        engine = Trainer(RunSpec.parse(run_id), data, cfg, dataset)
-        if max_batches is not None:
-            engine.train_users, engine.train_items = engine.train_users[: max_batches * batch], engine.train_items[: max_batches * batch]
-        ours_epoch, _ = timed(engine.train_epoch, epochs)
-        engine.model.eval()
-        with torch.no_grad():
-            u, i = engine.model()
-        def evaluate(scores):
-            return evaluate_rankings(u, i, engine.val_sets, [engine.train_sets], engine.item_stratum, 20, scores, strata=False)
-        ours_dot, _ = timed(lambda: evaluate(("dot",)), 1)
-        ours_cos, _ = timed(lambda: evaluate(("cosine",)), 1)
-        ours_both, _ = timed(lambda: evaluate(("dot", "cosine")), 1)  # one pass, as validation runs it
-        ref = ReferenceLoop(data, loss, batch)
+    for loss, batch, run_id in WORKLOADS:
+        ours = engine_timings(data, dataset, batch, run_id, epochs, max_batches, device)
+        ref = ReferenceLoop(data, loss, batch, device=resolve_device(device))
         ref_epoch, _ = timed(lambda: ref.epoch(max_batches), epochs)
         ref_dot, _ = timed(lambda: ref.evaluate("dot"), 1)
         ref_cos, _ = timed(lambda: ref.evaluate("cosine"), 1)
-        speedup = ref_epoch / ours_epoch
+        speedup = ref_epoch / ours["epoch"]
         speedups.append(speedup)
-        print(f"workload=mf+{loss} batch={batch} epoch_s engine={ours_epoch:.2f} reference={ref_epoch:.2f} speedup={speedup:.2f}x")
-        print(f"workload=mf+{loss} eval_dot_s engine={ours_dot:.2f} reference={ref_dot:.2f}; eval_cosine_s engine={ours_cos:.2f} reference={ref_cos:.2f}; "
-              f"eval_both_s engine={ours_both:.2f} reference={ref_dot + ref_cos:.2f}")
+        print(f"workload=mf+{loss} batch={batch} epoch_s engine={ours['epoch']:.2f} reference={ref_epoch:.2f} speedup={speedup:.2f}x")
+        print(f"workload=mf+{loss} eval_dot_s engine={ours['dot']:.2f} reference={ref_dot:.2f}; eval_cosine_s engine={ours['cosine']:.2f} reference={ref_cos:.2f}; "
+              f"eval_both_s engine={ours['both']:.2f} reference={ref_dot + ref_cos:.2f}")
         sys.stdout.flush()
-    print(f"peak_rss_mb={peak_rss_mb():.0f} threads={torch.get_num_threads()}")
+    print(f"{peak_memory(resolve_device(device))} threads={torch.get_num_threads()}")
     return min(speedups)
+
+
+def run_engine_only(data: SplitData, epochs: int, max_batches: int | None, dataset: str, device: str) -> None:
+    for loss, batch, run_id in WORKLOADS:
+        ours = engine_timings(data, dataset, batch, run_id, epochs, max_batches, device)
+        print(f"workload=mf+{loss} batch={batch} epoch_s engine={ours['epoch']:.2f}; eval_dot_s {ours['dot']:.2f} eval_cosine_s {ours['cosine']:.2f} "
+              f"eval_both_s {ours['both']:.2f}")
+        sys.stdout.flush()
+    print(f"{peak_memory(resolve_device(device))} threads={torch.get_num_threads()}")
 
 
 def main(argv=None) -> int:
@@ -176,7 +211,15 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, default=2, help="epochs timed per loop (the fastest counts)")
     p.add_argument("--max-batches", type=int, default=None, help="CI-sized: only this many batches per epoch")
     p.add_argument("--synthetic", action="store_true", help="a synthetic dataset instead of Gowalla")
+    p.add_argument("--amazonbook-sized", action="store_true", help="this engine alone on random data of AmazonBook's size")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     args = p.parse_args(argv)
+    print(f"device={resolve_device(args.device)} ({torch.cuda.get_device_name() if resolve_device(args.device).type == 'cuda' else platform.processor() or platform.machine()})")
+    if args.amazonbook_sized:
+        data = amazonbook_sized_data()
+        print(f"dataset=AmazonBook-sized users={data.num_users} items={data.num_items} train={len(data.train)} val={len(data.val)}")
+        run_engine_only(data, args.epochs, args.max_batches, "AmazonBook", args.device)
+        return 0
     if args.synthetic:
         data, name = synthetic_data(), "Synthetic"
     elif (args.mirror / "gowalla" / "train.txt").exists():
@@ -185,7 +228,7 @@ def main(argv=None) -> int:
         print(f"skipping the Gowalla workloads: no gowalla/train.txt under {args.mirror} (pass --mirror or --synthetic)")
         return 0
     print(f"dataset={name} users={data.num_users} items={data.num_items} train={len(data.train)} val={len(data.val)}")
-    speedup = run(data, args.epochs, args.max_batches, name)
+    speedup = run(data, args.epochs, args.max_batches, name, args.device)
     print(f"speedup_vs_loader={speedup:.2f}")
     return 0
 
