@@ -1,7 +1,7 @@
 """Full ranking over all items, chunked over users so memory stays bounded.
 
-For a user chunk: scores = U_chunk @ I^T (dot, or cosine on normalised rows), known items
-masked to -inf, top-k on the device. Only the (chunk x items) score block is ever materialised,
+For a user chunk: scores = U_chunk @ I^T, known items masked to -inf, top-k on the device; the
+cosine top-k reuses the same block, scaled by inverse norms. Only the (chunk x items) score block is ever materialised,
 so AmazonBook (52,643 x 91,599) fits a 16 GB GPU or this machine's memory.
 """
 
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from prism_repro.metrics import mean_over_users, ndcg, stratified_ndcg
 
