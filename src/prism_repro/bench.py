@@ -214,7 +214,11 @@ def main(argv=None) -> int:
     p.add_argument("--amazonbook-sized", action="store_true", help="this engine alone on random data of AmazonBook's size")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     args = p.parse_args(argv)
-    print(f"device={resolve_device(args.device)} ({torch.cuda.get_device_name() if resolve_device(args.device).type == 'cuda' else platform.processor() or platform.machine()})")
+    try:
+        device = resolve_device(args.device)
+    except RuntimeError as err:
+        p.error(str(err))
+    print(f"device={device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else platform.processor() or platform.machine()})")
     if args.amazonbook_sized:
         data = amazonbook_sized_data()
         print(f"dataset=AmazonBook-sized users={data.num_users} items={data.num_items} train={len(data.train)} val={len(data.val)}")
