@@ -137,21 +137,20 @@ class Trainer:
         neg = None
         batch_items = items
         if self.num_negatives:
-            mode = self.cfg.negative_sampling
-            pool = unique_ids(items, self.data.num_items)[0] if mode == "batch" else None
-            neg = sample_negatives(items, self.data.num_items, self.num_negatives, self.sample_gen, mode, pool=pool)
+            neg = sample_negatives(items, self.data.num_items, self.num_negatives, self.sample_gen, self.cfg.negative_sampling)
             batch_items = torch.cat([items, neg.flatten()])
         if self.encode_distinct:
             # the loss or the decay needs the batch's distinct rows (or the encoder costs per row):
             # encode each distinct id once, then spread the rows over the interactions
-            uniq_users, inv_users, _ = unique_ids(users, self.data.num_users)
-            uniq_items, inv_items, _ = unique_ids(batch_items, self.data.num_items)
+            uniq_users, inv_users = unique_ids(users, self.data.num_users)
+            uniq_items, inv_items = unique_ids(batch_items, self.data.num_items)
             user_out, item_out = self.model.encode(uniq_users, uniq_items)
             # index_select rather than x[idx]: a deterministic backward on CPU (same seed, same bits)
             user_rows, item_rows = user_out.index_select(0, inv_users), item_out.index_select(0, inv_items)
         else:  # a plain row gather: one gather per table, one scatter in its backward
             user_rows, item_rows = self.model.encode(users, batch_items)
-            user_out, item_out = user_rows, item_rows  # unused below: no distinct rows needed
+            # no distinct rows here: the decay term is zero and any uniformity is per interaction
+            user_out, item_out = user_rows, item_rows
         batch = LossBatch(user=user_rows, pos=item_rows[:size])
         if neg is not None:
             batch.neg = item_rows[size:].view(size, self.num_negatives, -1)
