@@ -1,9 +1,9 @@
 """``make bench``: this engine against a loop built the way the released code works, same data.
 
 Workloads (Gowalla from a mirror, seed-123 split): MF + DirectAU (batch 4096) and MF + BPR
-(batch 16384). For each: seconds per training epoch and per full validation evaluation (dot and
-cosine, and both in the one pass validation uses) for both loops, and the process's peak memory. The last line is
-``speedup_vs_loader=<x>``, the smallest per-epoch speedup over the workloads.
+(batch 16384). For each: seconds per training epoch and per full validation evaluation (dot,
+cosine, and both in the one pass validation uses) for both loops, and the process's peak
+memory. The last line is ``speedup_vs_loader=<x>``, the smallest per-epoch speedup.
 
 The reference loop follows snap-research/PRISM's train.py / evaluation_metrics.py: batches come
 from a torch DataLoader over edge positions (shuffle=False) whose collate gathers the batch's
@@ -164,9 +164,9 @@ def timed(fn, repeat: int):
 WORKLOADS = (("directau", 4096, "mf_directau-g1_full1e-06_xavier_lr0.001_s123"), ("bpr", 16384, "mf_bpr_full1e-06_xavier_lr0.001_s123"))
 
 
-def engine_timings(data: SplitData, dataset: str, batch: int, run_id: str, epochs: int, max_batches: int | None, device: str) -> dict:
+def engine_timings(data: SplitData, dataset: str, batch: int, run_id: str, epochs: int, max_batches: int | None, device: torch.device) -> dict:
     """Seconds per training epoch (fastest of ``epochs``) and per validation evaluation."""
-    engine = Trainer(RunSpec.parse(run_id), data, EngineConfig(dim=64, max_epochs=epochs, batch_size=batch, device=device), dataset)
+    engine = Trainer(RunSpec.parse(run_id), data, EngineConfig(dim=64, max_epochs=epochs, batch_size=batch, device=device.type), dataset)
     if max_batches is not None:
         engine.train_users, engine.train_items = engine.train_users[: max_batches * batch], engine.train_items[: max_batches * batch]
     out = {"epoch": timed(engine.train_epoch, epochs)[0]}
@@ -178,11 +178,11 @@ def engine_timings(data: SplitData, dataset: str, batch: int, run_id: str, epoch
     return out
 
 
-def run(data: SplitData, epochs: int, max_batches: int | None, dataset: str, device: str) -> float:
+def run(data: SplitData, epochs: int, max_batches: int | None, dataset: str, device: torch.device) -> float:
     speedups = []
     for loss, batch, run_id in WORKLOADS:
         ours = engine_timings(data, dataset, batch, run_id, epochs, max_batches, device)
-        ref = ReferenceLoop(data, loss, batch, device=resolve_device(device))
+        ref = ReferenceLoop(data, loss, batch, device=device)
         ref_epoch, _ = timed(lambda: ref.epoch(max_batches), epochs)
         ref_dot, _ = timed(lambda: ref.evaluate("dot"), 1)
         ref_cos, _ = timed(lambda: ref.evaluate("cosine"), 1)
@@ -192,17 +192,17 @@ def run(data: SplitData, epochs: int, max_batches: int | None, dataset: str, dev
         print(f"workload=mf+{loss} eval_dot_s engine={ours['dot']:.2f} reference={ref_dot:.2f}; eval_cosine_s engine={ours['cosine']:.2f} reference={ref_cos:.2f}; "
               f"eval_both_s engine={ours['both']:.2f} reference={ref_dot + ref_cos:.2f}")
         sys.stdout.flush()
-    print(f"{peak_memory(resolve_device(device))} threads={torch.get_num_threads()}")
+    print(f"{peak_memory(device)} threads={torch.get_num_threads()}")
     return min(speedups)
 
 
-def run_engine_only(data: SplitData, epochs: int, max_batches: int | None, dataset: str, device: str) -> None:
+def run_engine_only(data: SplitData, epochs: int, max_batches: int | None, dataset: str, device: torch.device) -> None:
     for loss, batch, run_id in WORKLOADS:
         ours = engine_timings(data, dataset, batch, run_id, epochs, max_batches, device)
         print(f"workload=mf+{loss} batch={batch} epoch_s engine={ours['epoch']:.2f}; eval_dot_s {ours['dot']:.2f} eval_cosine_s {ours['cosine']:.2f} "
               f"eval_both_s {ours['both']:.2f}")
         sys.stdout.flush()
-    print(f"{peak_memory(resolve_device(device))} threads={torch.get_num_threads()}")
+    print(f"{peak_memory(device)} threads={torch.get_num_threads()}")
 
 
 def main(argv=None) -> int:
@@ -222,7 +222,7 @@ def main(argv=None) -> int:
     if args.amazonbook_sized:
         data = amazonbook_sized_data()
         print(f"dataset=AmazonBook-sized users={data.num_users} items={data.num_items} train={len(data.train)} val={len(data.val)}")
-        run_engine_only(data, args.epochs, args.max_batches, "AmazonBook", args.device)
+        run_engine_only(data, args.epochs, args.max_batches, "AmazonBook", device)
         return 0
     if args.synthetic:
         data, name = synthetic_data(), "Synthetic"
@@ -232,7 +232,7 @@ def main(argv=None) -> int:
         print(f"skipping the Gowalla workloads: no gowalla/train.txt under {args.mirror} (pass --mirror or --synthetic)")
         return 0
     print(f"dataset={name} users={data.num_users} items={data.num_items} train={len(data.train)} val={len(data.val)}")
-    speedup = run(data, args.epochs, args.max_batches, name, args.device)
+    speedup = run(data, args.epochs, args.max_batches, name, device)
     print(f"speedup_vs_loader={speedup:.2f}")
     return 0
 

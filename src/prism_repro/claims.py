@@ -15,9 +15,10 @@ from prism_repro.tables import table1
 NOT_RUN = "not run"
 
 
-def _ok(flag: bool, value: float = 0.0) -> str:
+def _ok(flag: bool, value: float | None = None) -> str:
+    """The verdict; ``value`` NaN means the preset has no cells for the claim."""
     if value is not None and np.isnan(value):
-        return NOT_RUN  # no cells of this kind in the preset
+        return NOT_RUN
     return "reproduced" if flag else "not reproduced"
 
 
