@@ -28,6 +28,8 @@ bench: $(VENV)/.installed
 	$(PY) -m prism_repro.bench $(BENCH_ARGS)
 
 lint: $(VENV)/.installed
+	ruff format --check .
+	ruff check .
 	snakefmt --check .
 	snakemake --lint
 	snakemake --lint --config preset=tiny

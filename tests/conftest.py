@@ -26,10 +26,16 @@ def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.Compl
     """Run the snakemake of this interpreter's environment inside ``workdir``."""
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     proc = subprocess.run(
-        [sys.executable, "-m", "snakemake", *args], cwd=workdir, env=env, capture_output=True, text=True
+        [sys.executable, "-m", "snakemake", *args],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     if check and proc.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
+        raise AssertionError(
+            f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+        )
     return proc
 
 
@@ -48,5 +54,7 @@ def tiny_run(tmp_path_factory):
 
 def shared_data_or_skip() -> Path:
     if not (SHARED_DATA / "gowalla" / "train.txt").exists():
-        pytest.skip(f"real Gowalla files not found at {SHARED_DATA} (only present beside the project's CI)")
+        pytest.skip(
+            f"real Gowalla files not found at {SHARED_DATA} (only present beside the project's CI)"
+        )
     return SHARED_DATA

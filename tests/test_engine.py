@@ -16,12 +16,16 @@ from prism_repro.train import EngineConfig, Trainer
 @pytest.fixture(scope="module")
 def data() -> SplitData:
     # the tiny preset's synthetic dataset
-    baskets = generate(users=300, items=400, interactions_per_user=30, zipf_exponent=1.1, latent_dim=8, seed=7)
+    baskets = generate(
+        users=300, items=400, interactions_per_user=30, zipf_exponent=1.1, latent_dim=8, seed=7
+    )
     pairs = np.array([(u, i) for u, b in enumerate(baskets) for i in b], dtype=np.int64)
     return split_in_memory(pairs, 300, 400, seed=1)
 
 
-CFG = EngineConfig(dim=16, max_epochs=6, patience=100, batch_size=512, device="cpu", checkpoint_every=2)
+CFG = EngineConfig(
+    dim=16, max_epochs=6, patience=100, batch_size=512, device="cpu", checkpoint_every=2
+)
 
 
 def fit(data, run, cfg=CFG, work_dir=None, stop_after=None):
@@ -39,10 +43,19 @@ def test_same_seed_gives_identical_results(data):
     assert [r["loss"] for r in a.rows] != [r["loss"] for r in c.rows]
 
 
-@pytest.mark.parametrize("run", ["mf_bpr_full1e-06_xavier_lr0.01_s5", "mf_mawu_none_prism1_lr0.01_s5", "lightgcn_ssm_batched1e-06_xavier_lr0.01_s5"])
+@pytest.mark.parametrize(
+    "run",
+    [
+        "mf_bpr_full1e-06_xavier_lr0.01_s5",
+        "mf_mawu_none_prism1_lr0.01_s5",
+        "lightgcn_ssm_batched1e-06_xavier_lr0.01_s5",
+    ],
+)
 def test_killed_and_resumed_run_equals_uninterrupted(data, tmp_path, run):
     _, whole = fit(data, run)
-    first, _ = fit(data, run, work_dir=tmp_path, stop_after=4)  # "killed" after the epoch-4 checkpoint
+    first, _ = fit(
+        data, run, work_dir=tmp_path, stop_after=4
+    )  # "killed" after the epoch-4 checkpoint
     assert (tmp_path / "checkpoint.pt").exists()
     del first
     resumed, state = fit(data, run, work_dir=tmp_path)
@@ -79,12 +92,22 @@ def test_early_stopping_keeps_the_best_epoch(data):
 @pytest.mark.parametrize("backbone", ["mf", "nlmf", "lightgcn"])
 @pytest.mark.parametrize("loss", ["bpr", "ssm", "directau-g1", "mawu"])
 @pytest.mark.parametrize("decay", ["full1e-06", "batched1e-06", "none"])
-def test_every_backbone_loss_and_decay_beats_random_ranking(data, random_baseline, backbone, loss, decay):
+def test_every_backbone_loss_and_decay_beats_random_ranking(
+    data, random_baseline, backbone, loss, decay
+):
     run = f"{backbone}_{loss}_{decay}_xavier_lr0.01_s7"
     # the MLP towers of non-linear MF learn angles more slowly under DirectAU and MAWU
-    cfg = EngineConfig(dim=16, max_epochs=20 if backbone == "nlmf" else 8, patience=100, batch_size=512, device="cpu")
+    cfg = EngineConfig(
+        dim=16,
+        max_epochs=20 if backbone == "nlmf" else 8,
+        patience=100,
+        batch_size=512,
+        device="cpu",
+    )
     trainer, state = fit(data, run, cfg)
-    trainer.model.load_state_dict({k.removeprefix("model."): v for k, v in state.best_state.items() if k.startswith("model.")})
+    trainer.model.load_state_dict(
+        {k.removeprefix("model."): v for k, v in state.best_state.items() if k.startswith("model.")}
+    )
     metrics, _, _ = evaluate_model(trainer.model, data, k=20, device=torch.device("cpu"))
     mean, std = random_baseline
     # better than random by more than three standard deviations of random rankings' NDCG
@@ -104,36 +127,64 @@ def random_ranking_ndcg(data, draws=30):
     sets = [UserItemSets(part, data.num_users, "cpu") for part in (data.train, data.val, data.test)]
     stratum = torch.from_numpy(data.item_stratum.astype(np.int64))
     values = [
-        evaluate_ranking(torch.randn(data.num_users, 8, generator=g), torch.randn(data.num_items, 8, generator=g),
-                         sets[2], sets[:2], stratum, 20, strata=False)["ndcg"]
+        evaluate_ranking(
+            torch.randn(data.num_users, 8, generator=g),
+            torch.randn(data.num_items, 8, generator=g),
+            sets[2],
+            sets[:2],
+            stratum,
+            20,
+            strata=False,
+        )["ndcg"]
         for _ in range(draws)
     ]
     return float(np.mean(values)), float(np.std(values))
 
 
-@pytest.mark.parametrize("run", ["mf_bpr_full1e-06_xavier_lr0.01_s5", "lightgcn_ssm_none_xavier_lr0.01_s5", "mf_directau-g1_none_xavier_lr0.01_s5"])
+@pytest.mark.parametrize(
+    "run",
+    [
+        "mf_bpr_full1e-06_xavier_lr0.01_s5",
+        "lightgcn_ssm_none_xavier_lr0.01_s5",
+        "mf_directau-g1_none_xavier_lr0.01_s5",
+    ],
+)
 @pytest.mark.parametrize("sampling", ["batch", "all"])
 def test_direct_gather_equals_encoding_distinct_ids(data, run, sampling):
     """Skipping the dedup where no distinct rows are needed changes float order, not the loss."""
-    cfg = EngineConfig(dim=16, batch_size=64, device="cpu", negative_sampling=sampling, uniformity_rows="interactions")
+    cfg = EngineConfig(
+        dim=16,
+        batch_size=64,
+        device="cpu",
+        negative_sampling=sampling,
+        uniformity_rows="interactions",
+    )
     results = []
     for distinct in (True, False):
         trainer = Trainer(RunSpec.parse(run), data, cfg, "Synthetic")
         trainer.encode_distinct = distinct
         loss = trainer._batch_loss(torch.arange(64))
         loss.backward()
-        results.append((loss.detach(), trainer.model.user_emb.weight.grad, trainer.model.item_emb.weight.grad))
+        results.append(
+            (loss.detach(), trainer.model.user_emb.weight.grad, trainer.model.item_emb.weight.grad)
+        )
     for a, b in zip(*results):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
     assert results[0][1].abs().sum() > 0
 
 
-@pytest.mark.parametrize("run, distinct", [
-    ("mf_bpr_full1e-06_xavier_lr0.01_s5", False),
-    ("lightgcn_ssm_none_xavier_lr0.01_s5", False),
-    ("mf_bpr_batched1e-06_xavier_lr0.01_s5", True),  # batch-row decay acts on distinct rows
-    ("mf_directau-g1_none_xavier_lr0.01_s5", True),  # uniformity over distinct rows (released default)
-    ("nlmf_bpr_full1e-06_xavier_lr0.01_s5", True),  # the towers cost per encoded row
-])
+@pytest.mark.parametrize(
+    "run, distinct",
+    [
+        ("mf_bpr_full1e-06_xavier_lr0.01_s5", False),
+        ("lightgcn_ssm_none_xavier_lr0.01_s5", False),
+        ("mf_bpr_batched1e-06_xavier_lr0.01_s5", True),  # batch-row decay acts on distinct rows
+        (
+            "mf_directau-g1_none_xavier_lr0.01_s5",
+            True,
+        ),  # uniformity over distinct rows (released default)
+        ("nlmf_bpr_full1e-06_xavier_lr0.01_s5", True),  # the towers cost per encoded row
+    ],
+)
 def test_dedup_only_where_distinct_rows_are_needed(data, run, distinct):
     assert Trainer(RunSpec.parse(run), data, CFG, "Synthetic").encode_distinct is distinct

@@ -30,8 +30,16 @@ DATASETS = ["Gowalla", "Yelp2018"]
 WDS = [0.0, 1e-8, 1e-6, 1e-4]
 
 
-def fabricate(experiment: str, settings: list[dict], datasets=DATASETS, seeds=(123, 246, 492), num_items=400,
-              num_users=150, cosine=False, seed=0) -> FigureData:
+def fabricate(
+    experiment: str,
+    settings: list[dict],
+    datasets=DATASETS,
+    seeds=(123, 246, 492),
+    num_items=400,
+    num_users=150,
+    cosine=False,
+    seed=0,
+) -> FigureData:
     """Plausible frames for every (setting, dataset, seed): one metrics row per run, its epoch
     curve, user and item norms (item norms track degree when weight decay is on)."""
     rng = np.random.default_rng(seed)
@@ -42,45 +50,119 @@ def fabricate(experiment: str, settings: list[dict], datasets=DATASETS, seeds=(1
         rank = pd.Series(item_degree).rank(ascending=False, method="first").to_numpy()
         stratum = np.where(rank <= 0.05 * num_items, 0, np.where(rank <= 0.20 * num_items, 1, 2))
         for setting in settings:
-            spec_args = dict(backbone="mf", loss="directau", decay="full", weight_decay=0.0, init="xavier",
-                             alpha=0.0, lr=0.01, seed=0)
+            spec_args = dict(
+                backbone="mf",
+                loss="directau",
+                decay="full",
+                weight_decay=0.0,
+                init="xavier",
+                alpha=0.0,
+                lr=0.01,
+                seed=0,
+            )
             spec_args.update(setting)
             for s in seeds:
                 spec = RunSpec(**{**spec_args, "seed": s})
                 wd, alpha = spec.weight_decay, spec.alpha
-                pop_share = 0.3 + 0.12 * (np.log10(wd) + 9 if wd > 0 else 0) - 0.2 * (1 - alpha) * (spec.init == "prism")
+                pop_share = (
+                    0.3
+                    + 0.12 * (np.log10(wd) + 9 if wd > 0 else 0)
+                    - 0.2 * (1 - alpha) * (spec.init == "prism")
+                )
                 pop_share = float(np.clip(pop_share, 0.05, 0.9))
                 overall = 0.12 + 0.01 * rng.standard_normal()
                 popular = overall * pop_share
                 neutral = overall * (1 - pop_share) * 0.6
                 best = int(rng.integers(20, 60) * (0.5 + alpha if spec.init == "prism" else 1.0))
-                metrics.append(dict(
-                    experiment=experiment, dataset=dataset, run=spec.run_id, backbone=spec.backbone, loss=spec.loss,
-                    decay=spec.decay, weight_decay=wd, init=spec.init, alpha=alpha, lr=spec.lr, seed=s,
-                    gamma=spec.gamma, best_epoch=best, epochs_run=best + 10, stop_reason="patience", diverged=False,
-                    best_val_ndcg=overall, train_seconds=10.0, val_ndcg=overall, test_ndcg=overall,
-                    test_ndcg_popular=popular, test_ndcg_neutral=neutral, test_ndcg_unpopular=overall - popular - neutral,
-                    k=20))
+                metrics.append(
+                    dict(
+                        experiment=experiment,
+                        dataset=dataset,
+                        run=spec.run_id,
+                        backbone=spec.backbone,
+                        loss=spec.loss,
+                        decay=spec.decay,
+                        weight_decay=wd,
+                        init=spec.init,
+                        alpha=alpha,
+                        lr=spec.lr,
+                        seed=s,
+                        gamma=spec.gamma,
+                        best_epoch=best,
+                        epochs_run=best + 10,
+                        stop_reason="patience",
+                        diverged=False,
+                        best_val_ndcg=overall,
+                        train_seconds=10.0,
+                        val_ndcg=overall,
+                        test_ndcg=overall,
+                        test_ndcg_popular=popular,
+                        test_ndcg_neutral=neutral,
+                        test_ndcg_unpopular=overall - popular - neutral,
+                        k=20,
+                    )
+                )
                 ep = np.arange(1, best + 11)
-                dot = overall * (1 - np.exp(-ep / (15 + 5e6 * wd))) + 0.002 * rng.standard_normal(len(ep))
+                dot = overall * (1 - np.exp(-ep / (15 + 5e6 * wd))) + 0.002 * rng.standard_normal(
+                    len(ep)
+                )
                 cos = overall * 0.9 * (1 - np.exp(-ep / 5)) if cosine else np.full(len(ep), np.nan)
-                epochs.append(pd.DataFrame(dict(experiment=experiment, dataset=dataset, run=spec.run_id, epoch=ep,
-                                                loss=1 / ep, val_ndcg=dot, val_ndcg_cosine=cos, seconds=0.5)))
+                epochs.append(
+                    pd.DataFrame(
+                        dict(
+                            experiment=experiment,
+                            dataset=dataset,
+                            run=spec.run_id,
+                            epoch=ep,
+                            loss=1 / ep,
+                            val_ndcg=dot,
+                            val_ndcg_cosine=cos,
+                            seconds=0.5,
+                        )
+                    )
+                )
                 signal = 0.4 if wd > 0 and spec.decay == "full" else 0.02
                 item_norm = 1 + signal * np.log(item_degree) + 0.15 * rng.standard_normal(num_items)
                 user_norm = 1 + 0.1 * rng.standard_normal(num_users)
-                for node, deg, norm, strat in (("user", user_degree, user_norm, -1), ("item", item_degree, item_norm, stratum)):
-                    norms.append(pd.DataFrame(dict(experiment=experiment, dataset=dataset, run=spec.run_id, node=node,
-                                                   id=np.arange(len(deg)), degree=deg, norm=np.abs(norm), stratum=strat)))
-    return FigureData(pd.DataFrame(metrics), pd.concat(epochs, ignore_index=True), pd.concat(norms, ignore_index=True))
+                for node, deg, norm, strat in (
+                    ("user", user_degree, user_norm, -1),
+                    ("item", item_degree, item_norm, stratum),
+                ):
+                    norms.append(
+                        pd.DataFrame(
+                            dict(
+                                experiment=experiment,
+                                dataset=dataset,
+                                run=spec.run_id,
+                                node=node,
+                                id=np.arange(len(deg)),
+                                degree=deg,
+                                norm=np.abs(norm),
+                                stratum=strat,
+                            )
+                        )
+                    )
+    return FigureData(
+        pd.DataFrame(metrics),
+        pd.concat(epochs, ignore_index=True),
+        pd.concat(norms, ignore_index=True),
+    )
 
 
 def concat(*parts: FigureData) -> FigureData:
-    return FigureData(*(pd.concat([getattr(p, f) for p in parts], ignore_index=True) for f in ("metrics", "epochs", "norms")))
+    return FigureData(
+        *(
+            pd.concat([getattr(p, f) for p in parts], ignore_index=True)
+            for f in ("metrics", "epochs", "norms")
+        )
+    )
 
 
 def wd_grid(**common) -> list[dict]:
-    return [dict(common, weight_decay=wd, decay=common.get("decay", "full") if wd else "none") for wd in WDS]
+    return [
+        dict(common, weight_decay=wd, decay=common.get("decay", "full") if wd else "none")
+        for wd in WDS
+    ]
 
 
 ALPHAS = [0.0, 0.25, 0.5, 0.75, 1.0]
@@ -95,8 +177,16 @@ def figure_inputs(name: str, datasets=DATASETS) -> FigureData:
         return fabricate("fig3", wd_grid(loss="directau", decay="batched"), **kw)
     if name in ("fig4", "fig5"):
         sweep = fabricate("fig4", [dict(init="prism", alpha=a) for a in ALPHAS], **kw)
-        tuned = fabricate("table1_wd", [dict(weight_decay=1e-6), dict(loss="ssm", weight_decay=1e-8),
-                                        dict(backbone="nlmf", weight_decay=1e-4)], seed=1, **kw)
+        tuned = fabricate(
+            "table1_wd",
+            [
+                dict(weight_decay=1e-6),
+                dict(loss="ssm", weight_decay=1e-8),
+                dict(backbone="nlmf", weight_decay=1e-4),
+            ],
+            seed=1,
+            **kw,
+        )
         return concat(sweep, tuned)
     if name == "fig6":
         return fabricate("fig6", wd_grid(loss="directau"), cosine=True, **kw)
@@ -107,7 +197,15 @@ def figure_inputs(name: str, datasets=DATASETS) -> FigureData:
     if name == "fig10":
         return fabricate("fig10", wd_grid(loss="ssm") + wd_grid(loss="mawu"), **kw)
     if name == "fig11":
-        return fabricate("fig11", [s for loss in ("ssm", "directau", "mawu") for s in wd_grid(backbone="nlmf", loss=loss)], **kw)
+        return fabricate(
+            "fig11",
+            [
+                s
+                for loss in ("ssm", "directau", "mawu")
+                for s in wd_grid(backbone="nlmf", loss=loss)
+            ],
+            **kw,
+        )
     raise KeyError(name)
 
 
@@ -121,7 +219,18 @@ def texts(fig: plt.Figure) -> list[str]:
 
 
 def test_registry_has_every_figure_but_fig9():
-    assert set(FIGURES) == {"fig1", "fig2", "fig3", "fig4", "fig5", "fig6", "fig7", "fig8", "fig10", "fig11"}
+    assert set(FIGURES) == {
+        "fig1",
+        "fig2",
+        "fig3",
+        "fig4",
+        "fig5",
+        "fig6",
+        "fig7",
+        "fig8",
+        "fig10",
+        "fig11",
+    }
 
 
 @pytest.mark.parametrize("name", sorted(FIGURES))
@@ -151,8 +260,12 @@ def test_expected_magnitude_change_by_hand():
     value = expected_magnitude_change(10, 0.1, lr=0.1, weight_decay=0.5, sq_norm=2.0, cos=0.5)
     assert value == pytest.approx(-0.195 + 0.0024424558, abs=1e-10)
     # no decay, item always in the batch: pure growth eta^2 (1 - cos^2) / ||i||^2
-    assert expected_magnitude_change(1, 1.0, lr=0.1, weight_decay=0.0, sq_norm=1.0, cos=0.0) == pytest.approx(0.01)
-    grid = expected_magnitude_change(np.array([[1, 10, 100]]), np.array([[1e-3], [1e-2]]), 1e-3, 1e-4)
+    assert expected_magnitude_change(
+        1, 1.0, lr=0.1, weight_decay=0.0, sq_norm=1.0, cos=0.0
+    ) == pytest.approx(0.01)
+    grid = expected_magnitude_change(
+        np.array([[1, 10, 100]]), np.array([[1e-3], [1e-2]]), 1e-3, 1e-4
+    )
     assert grid.shape == (2, 3)
     assert np.all(np.diff(grid, axis=1) > 0)  # more popular items shrink less
 
@@ -229,7 +342,9 @@ def test_fig6_draws_dot_and_cosine_curves_per_weight_decay():
     styles = [line.get_linestyle() for line in ax.lines]
     assert styles.count("-") == len(WDS) and styles.count("--") == len(WDS)
     # without cosine scores only the dot-product curves remain
-    fig = training_curves(FigureData(data.metrics, data.epochs.assign(val_ndcg_cosine=np.nan), data.norms))
+    fig = training_curves(
+        FigureData(data.metrics, data.epochs.assign(val_ndcg_cosine=np.nan), data.norms)
+    )
     assert [line.get_linestyle() for line in fig.axes[0].lines] == ["-"] * len(WDS)
 
 

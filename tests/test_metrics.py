@@ -56,7 +56,7 @@ def test_equals_pyg_link_pred_ndcg_on_random_rankings():
     g = torch.Generator().manual_seed(1)
     num_users, num_items, k = 64, 50, 20
     pred = torch.stack([torch.randperm(num_items, generator=g)[:k] for _ in range(num_users)])
-    truth = (torch.rand(num_users, num_items, generator=g) < 0.1)
+    truth = torch.rand(num_users, num_items, generator=g) < 0.1
     truth[0] = False
     truth[0, 3] = True
     users, items = truth.nonzero(as_tuple=True)

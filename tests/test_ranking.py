@@ -14,7 +14,9 @@ def random_case(num_users=37, num_items=53, dim=6, seed=0):
     users = torch.randn(num_users, dim, generator=g) * torch.rand(num_users, 1, generator=g) * 3
     items = torch.randn(num_items, dim, generator=g) * torch.rand(num_items, 1, generator=g) * 3
     rng = np.random.default_rng(seed)
-    pairs = np.unique(np.stack([rng.integers(0, num_users, 400), rng.integers(0, num_items, 400)], 1), axis=0)
+    pairs = np.unique(
+        np.stack([rng.integers(0, num_users, 400), rng.integers(0, num_items, 400)], 1), axis=0
+    )
     rng.shuffle(pairs)
     return users, items, pairs[:300], pairs[300:]
 
@@ -22,12 +24,14 @@ def random_case(num_users=37, num_items=53, dim=6, seed=0):
 def brute_force_topk(users, items, known_pairs, k, score):
     if score == "cosine":
         users, items = F.normalize(users, dim=-1), F.normalize(items, dim=-1)
-    scores = (users.double() @ items.double().T)
+    scores = users.double() @ items.double().T
     scores[known_pairs[:, 0], known_pairs[:, 1]] = float("-inf")
     return torch.argsort(scores, dim=1, descending=True, stable=True)[:, :k]
 
 
-@pytest.mark.parametrize("block_bytes", [4 * 53, 4 * 53 * 5, 2**30])  # 1 user, 5 users, all in one chunk
+@pytest.mark.parametrize(
+    "block_bytes", [4 * 53, 4 * 53 * 5, 2**30]
+)  # 1 user, 5 users, all in one chunk
 def test_topk_equals_brute_force_for_every_chunking(monkeypatch, block_bytes):
     monkeypatch.setitem(ranking.SCORE_BLOCK_BYTES, "cpu", block_bytes)
     users, items, train, _ = random_case()
@@ -48,7 +52,9 @@ def test_one_pass_equals_separate_evaluations():
     stratum = torch.arange(len(items)) % 3
     both = evaluate_rankings(users, items, val_sets, [train_sets], stratum, 10, ("dot", "cosine"))
     for score in ("dot", "cosine"):
-        assert both[score] == evaluate_ranking(users, items, val_sets, [train_sets], stratum, 10, score)
+        assert both[score] == evaluate_ranking(
+            users, items, val_sets, [train_sets], stratum, 10, score
+        )
     assert both["dot"] != both["cosine"]  # the scaled block really is a different ranking here
 
 
@@ -60,7 +66,9 @@ def test_cosine_ignores_row_scale():
     scale_u = torch.rand(n, 1) * 10 + 0.1
     scale_i = torch.rand(len(items), 1) * 10 + 0.1
     a = evaluate_rankings(users, items, *sets, stratum, 10, ("cosine",))["cosine"]["ndcg"]
-    b = evaluate_rankings(users * scale_u, items * scale_i, *sets, stratum, 10, ("cosine",))["cosine"]["ndcg"]
+    b = evaluate_rankings(users * scale_u, items * scale_i, *sets, stratum, 10, ("cosine",))[
+        "cosine"
+    ]["ndcg"]
     assert a == pytest.approx(b, abs=1e-12)
 
 

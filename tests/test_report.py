@@ -8,8 +8,16 @@ import pytest
 from conftest import snakemake
 
 pytestmark = pytest.mark.slow
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def test_report_renders_in_headless_chromium(tiny_run, tmp_path):
@@ -22,9 +30,17 @@ def test_report_renders_in_headless_chromium(tiny_run, tmp_path):
     if browser is None:
         pytest.skip("chromium is not installed (.ci/run installs Debian's chromium package)")
     proc = subprocess.run(
-        [browser, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=15000",
-         "--dump-dom", report.as_uri()],
-        capture_output=True, text=True, timeout=180,
+        [
+            browser,
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--virtual-time-budget=15000",
+            "--dump-dom",
+            report.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     dom = proc.stdout
     # the report is a JavaScript app: the source holds an empty mount point, the rendered DOM

@@ -21,7 +21,9 @@ CLUSTER_PROFILE = yaml.safe_load((SLURM_PROFILE / "config.yaml").read_text())
 
 def make_slurm_profile(config_home: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, XDG_CONFIG_HOME=str(config_home))
-    return subprocess.run(["make", "-s", "-C", str(REPO), "slurm-profile"], env=env, capture_output=True, text=True)
+    return subprocess.run(
+        ["make", "-s", "-C", str(REPO), "slurm-profile"], env=env, capture_output=True, text=True
+    )
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
@@ -65,8 +67,16 @@ def test_cluster_profile_leaves_account_and_partition_to_the_user_and_packs_runs
 @pytest.mark.slow
 def test_cluster_dry_run_packs_training_runs(workflow_copy):
     size = 3
-    dry = snakemake(workflow_copy, "-n", "--profile", "profiles/slurm", "--group-components", f"runs={size}",
-                    "--config", "preset=tiny")
+    dry = snakemake(
+        workflow_copy,
+        "-n",
+        "--profile",
+        "profiles/slurm",
+        "--group-components",
+        f"runs={size}",
+        "--config",
+        "preset=tiny",
+    )
     sizes, group = {}, None
     for line in dry.stdout.splitlines():
         if m := re.match(r"\[.*\] Group job (\S+) ", line):
@@ -77,7 +87,9 @@ def test_cluster_dry_run_packs_training_runs(workflow_copy):
             sizes[group] = sizes.get(group, 0) + 1
     trains = int(re.search(r"^train\s+(\d+)$", dry.stdout, re.M)[1])  # the job stats table
     assert sizes and all(0 < n <= size for n in sizes.values()), sizes
-    assert sum(sizes.values()) == trains and len(sizes) == -(-trains // size)  # full packs but the last
+    assert sum(sizes.values()) == trains and len(sizes) == -(
+        -trains // size
+    )  # full packs but the last
 
 
 @pytest.mark.slow
@@ -86,7 +98,14 @@ def test_profiles_name_real_rules_and_options(workflow_copy):
     named = set(WORKFLOW_PROFILE["set-resources"]) | set(CLUSTER_PROFILE["groups"])
     assert named <= rules, f"profiles name unknown rules: {named - rules}"
     # every key of both profiles is an option this Snakemake and the SLURM plugin accept
-    dry = snakemake(workflow_copy, "-n", "--profile", str(workflow_copy / "profiles" / "slurm"), "--config", "preset=tiny")
+    dry = snakemake(
+        workflow_copy,
+        "-n",
+        "--profile",
+        str(workflow_copy / "profiles" / "slurm"),
+        "--config",
+        "preset=tiny",
+    )
     assert "Using profile" in dry.stderr and "profiles/default" in dry.stderr
 
 
@@ -94,7 +113,9 @@ def slurm_up() -> bool:
     if shutil.which("scontrol") is None:
         return False
     try:
-        out = subprocess.run(["scontrol", "ping"], capture_output=True, text=True, timeout=10).stdout
+        out = subprocess.run(
+            ["scontrol", "ping"], capture_output=True, text=True, timeout=10
+        ).stdout
     except (OSError, subprocess.SubprocessError):
         return False
     return "UP" in out
@@ -108,7 +129,10 @@ def test_fake_gpu_sets_cuda_visible_devices_but_training_falls_back_to_cpu(tmp_p
     )
     proc = subprocess.run(
         ["srun", "-t", "2", "--gpus=1", sys.executable, "-c", code],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     if proc.returncode != 0 and "gres" in proc.stderr.lower():
         pytest.skip(f"the cluster has no GPUs to request: {proc.stderr.strip()}")

@@ -10,7 +10,11 @@ from prism_repro.data.split import load_split, popularity_strata, split_codes
 
 
 def test_same_seed_same_split_other_seed_other_split():
-    a, b, c = split_codes(10_001, (0.8, 0.1, 0.1), 123), split_codes(10_001, (0.8, 0.1, 0.1), 123), split_codes(10_001, (0.8, 0.1, 0.1), 246)
+    a, b, c = (
+        split_codes(10_001, (0.8, 0.1, 0.1), 123),
+        split_codes(10_001, (0.8, 0.1, 0.1), 123),
+        split_codes(10_001, (0.8, 0.1, 0.1), 246),
+    )
     assert np.array_equal(a, b)
     assert not np.array_equal(a, c)
 
@@ -40,9 +44,35 @@ def test_split_and_degrees_commands_write_consistent_files(tmp_path):
     frame, meta = finalize_interactions(rng.integers(0, 50, 3000), rng.integers(0, 80, 3000))
     write_interactions(frame, meta, tmp_path / "interactions.parquet")
     for seed in (1, 1, 2):
-        assert main(["split", "--in", str(tmp_path / "interactions.parquet"), "--out", str(tmp_path / f"split_s{seed}.parquet"), "--seed", str(seed)]) == 0
-    assert pd.read_parquet(tmp_path / "split_s1.parquet").equals(pd.read_parquet(tmp_path / "split_s1.parquet"))
-    assert main(["degrees", "--in", str(tmp_path / "split_s1.parquet"), "--out", str(tmp_path / "degrees_s1.parquet")]) == 0
+        assert (
+            main(
+                [
+                    "split",
+                    "--in",
+                    str(tmp_path / "interactions.parquet"),
+                    "--out",
+                    str(tmp_path / f"split_s{seed}.parquet"),
+                    "--seed",
+                    str(seed),
+                ]
+            )
+            == 0
+        )
+    assert pd.read_parquet(tmp_path / "split_s1.parquet").equals(
+        pd.read_parquet(tmp_path / "split_s1.parquet")
+    )
+    assert (
+        main(
+            [
+                "degrees",
+                "--in",
+                str(tmp_path / "split_s1.parquet"),
+                "--out",
+                str(tmp_path / "degrees_s1.parquet"),
+            ]
+        )
+        == 0
+    )
     data = load_split(tmp_path / "split_s1.parquet", tmp_path / "degrees_s1.parquet")
     assert len(data.train) + len(data.val) + len(data.test) == len(frame)
     for part in (data.train, data.val, data.test):

@@ -48,8 +48,12 @@ def sbatch_calls(log: str) -> list[dict]:
                 "jobid": jobids[0],
                 "comment": re.search(r"--comment (\S+)", call).group(1),
                 "gpus": (re.search(r"--gpus[= ](\S+)", call) or [None, None])[1],
-                "flags": re.sub(r"--(job-name|output|export)[= ]\S+ ", "", call.split(" --wrap=")[0]),
-                "targets": {_job_key(*t.split(":", 1)) for t in re.findall(r"'([^']*)'", targets.group(1))}
+                "flags": re.sub(
+                    r"--(job-name|output|export)[= ]\S+ ", "", call.split(" --wrap=")[0]
+                ),
+                "targets": {
+                    _job_key(*t.split(":", 1)) for t in re.findall(r"'([^']*)'", targets.group(1))
+                }
                 if targets
                 else set(),
             }
@@ -73,10 +77,21 @@ def logged_jobs(log: str) -> tuple[set, set]:
 
 
 def sacct(jobids: list[str]) -> dict[str, dict]:
-    fields = ["JobIDRaw", "State", "ExitCode", "AllocTRES", "Comment", "Elapsed", "Account", "Partition"]
+    fields = [
+        "JobIDRaw",
+        "State",
+        "ExitCode",
+        "AllocTRES",
+        "Comment",
+        "Elapsed",
+        "Account",
+        "Partition",
+    ]
     out = subprocess.run(
         ["sacct", "-X", "-n", "-P", "-j", ",".join(jobids), "-o", ",".join(fields)],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout
     rows = [dict(zip(fields, line.split("|"))) for line in out.splitlines() if line]
     return {r["JobIDRaw"]: r for r in rows}
@@ -85,14 +100,18 @@ def sacct(jobids: list[str]) -> dict[str, dict]:
 def cmd_submissions(log_path: str) -> None:
     for c in sbatch_calls(Path(log_path).read_text()):
         print(f"  job {c['jobid']}: {c['flags']}")
-        print(f"      runs: {', '.join(sorted(r + '[' + ','.join(w) + ']' for r, w in c['targets']))}")
+        print(
+            f"      runs: {', '.join(sorted(r + '[' + ','.join(w) + ']' for r, w in c['targets']))}"
+        )
 
 
 def cmd_slurm_run(log_path: str) -> None:
     log = Path(log_path).read_text()
     calls = sbatch_calls(log)
     if not calls:
-        fail(f"{log_path}: no sbatch submissions (was it run with --verbose and the slurm executor?)")
+        fail(
+            f"{log_path}: no sbatch submissions (was it run with --verbose and the slurm executor?)"
+        )
     nonlocal_jobs, local_jobs = logged_jobs(log)
     submitted = set().union(*(c["targets"] for c in calls))
     missing = nonlocal_jobs - submitted
@@ -104,27 +123,37 @@ def cmd_slurm_run(log_path: str) -> None:
     if not steps:
         fail("the run did not finish all its steps")
     if len(nonlocal_jobs) + len(local_jobs) != int(steps[-1][1]):
-        fail(f"{len(nonlocal_jobs)} non-local + {len(local_jobs)} local jobs != {steps[-1][1]} steps")
+        fail(
+            f"{len(nonlocal_jobs)} non-local + {len(local_jobs)} local jobs != {steps[-1][1]} steps"
+        )
     acct = sacct([c["jobid"] for c in calls])
-    print(f"  {'JobID':>6} {'State':<10} {'Exit':<5} {'Elapsed':<9} {'Account':<8} AllocTRES / Comment")
+    print(
+        f"  {'JobID':>6} {'State':<10} {'Exit':<5} {'Elapsed':<9} {'Account':<8} AllocTRES / Comment"
+    )
     for c in calls:
         row = acct.get(c["jobid"])
         if row is None:
             fail(f"sacct does not know SLURM job {c['jobid']}")
-        print(f"  {row['JobIDRaw']:>6} {row['State']:<10} {row['ExitCode']:<5} {row['Elapsed']:<9} "
-              f"{row['Account']:<8} {row['AllocTRES']}  {row['Comment']}")
+        print(
+            f"  {row['JobIDRaw']:>6} {row['State']:<10} {row['ExitCode']:<5} {row['Elapsed']:<9} "
+            f"{row['Account']:<8} {row['AllocTRES']}  {row['Comment']}"
+        )
         if row["State"] != "COMPLETED" or row["ExitCode"] != "0:0":
             fail(f"SLURM job {c['jobid']} is {row['State']} {row['ExitCode']}")
         wants_gpu = any(rule in GPU_RULES for rule, _ in c["targets"])
         has_gpu = "gres/gpu=" in row["AllocTRES"]
         if wants_gpu != has_gpu or wants_gpu != (c["gpus"] is not None):
-            fail(f"SLURM job {c['jobid']} ({row['Comment']}): GPU expected {wants_gpu}, "
-                 f"sbatch --gpus={c['gpus']}, AllocTRES {row['AllocTRES']}")
+            fail(
+                f"SLURM job {c['jobid']} ({row['Comment']}): GPU expected {wants_gpu}, "
+                f"sbatch --gpus={c['gpus']}, AllocTRES {row['AllocTRES']}"
+            )
     gpu_jobs = sum(1 for c in calls if c["gpus"])
     if not gpu_jobs:
         fail("no SLURM job asked for a GPU")
-    print(f"  OK: {len(nonlocal_jobs)} non-local jobs in {len(calls)} SLURM jobs ({gpu_jobs} with a GPU), "
-          f"all COMPLETED; {len(local_jobs)} local jobs on the submit host")
+    print(
+        f"  OK: {len(nonlocal_jobs)} non-local jobs in {len(calls)} SLURM jobs ({gpu_jobs} with a GPU), "
+        f"all COMPLETED; {len(local_jobs)} local jobs on the submit host"
+    )
 
 
 def _frame(path: Path) -> pd.DataFrame:
@@ -134,8 +163,11 @@ def _frame(path: Path) -> pd.DataFrame:
 
 def cmd_same_results(a: str, b: str) -> None:
     a, b = Path(a), Path(b)
-    files = sorted(p.relative_to(a) for p in a.glob("results/*/**/*.parquet")
-                   if p.name.startswith(("metrics", "epochs", "norms")) or p.parent.name == "metrics")
+    files = sorted(
+        p.relative_to(a)
+        for p in a.glob("results/*/**/*.parquet")
+        if p.name.startswith(("metrics", "epochs", "norms")) or p.parent.name == "metrics"
+    )
     if not files:
         fail(f"no metrics under {a}/results")
     for rel in files:
@@ -146,7 +178,9 @@ def cmd_same_results(a: str, b: str) -> None:
             pd.testing.assert_frame_equal(left, right, check_exact=True)
         except AssertionError as err:
             fail(f"{rel} differs:\n{err}")
-    print(f"  OK: {len(files)} parquet files equal (ignoring {IGNORED_COLUMNS.pattern}), e.g. {files[0]}")
+    print(
+        f"  OK: {len(files)} parquet files equal (ignoring {IGNORED_COLUMNS.pattern}), e.g. {files[0]}"
+    )
 
 
 def cmd_resumed(log_path: str) -> None:
@@ -157,8 +191,12 @@ def cmd_resumed(log_path: str) -> None:
 
 
 if __name__ == "__main__":
-    commands = {"submissions": cmd_submissions, "slurm-run": cmd_slurm_run,
-                "same-results": cmd_same_results, "resumed": cmd_resumed}
+    commands = {
+        "submissions": cmd_submissions,
+        "slurm-run": cmd_slurm_run,
+        "same-results": cmd_same_results,
+        "resumed": cmd_resumed,
+    }
     if len(sys.argv) < 2 or sys.argv[1] not in commands:
         sys.exit(__doc__)
     commands[sys.argv[1]](*sys.argv[2:])

@@ -41,8 +41,12 @@ from prism_repro.train import EngineConfig, Trainer, resolve_device
 
 def load_gowalla(mirror: Path, seed: int = 123) -> SplitData:
     parts = [parse_lightgcn(mirror / "gowalla" / name) for name in ("train.txt", "test.txt")]
-    frame, meta = finalize_interactions(np.concatenate([u for u, _ in parts]), np.concatenate([i for _, i in parts]))
-    return split_in_memory(frame[["user", "item"]].to_numpy(), meta["num_users"], meta["num_items"], seed)
+    frame, meta = finalize_interactions(
+        np.concatenate([u for u, _ in parts]), np.concatenate([i for _, i in parts])
+    )
+    return split_in_memory(
+        frame[["user", "item"]].to_numpy(), meta["num_users"], meta["num_items"], seed
+    )
 
 
 def synthetic_data(users=2000, items=3000, seed=0) -> SplitData:
@@ -55,9 +59,23 @@ def synthetic_data(users=2000, items=3000, seed=0) -> SplitData:
 
 # -- the reference loop (released-code style) ------------------------------------------------
 class ReferenceLoop:
-    def __init__(self, data: SplitData, loss: str, batch_size: int, lr: float = 1e-3, dim: int = 64, seed: int = 123, device="cpu"):
+    def __init__(
+        self,
+        data: SplitData,
+        loss: str,
+        batch_size: int,
+        lr: float = 1e-3,
+        dim: int = 64,
+        seed: int = 123,
+        device="cpu",
+    ):
         torch.manual_seed(seed)
-        self.data, self.loss, self.batch_size, self.device = data, loss, batch_size, torch.device(device)
+        self.data, self.loss, self.batch_size, self.device = (
+            data,
+            loss,
+            batch_size,
+            torch.device(device),
+        )
         self.user = torch.nn.Embedding(data.num_users, dim, device=self.device)
         self.item = torch.nn.Embedding(data.num_items, dim, device=self.device)
         torch.nn.init.xavier_uniform_(self.user.weight)
@@ -66,7 +84,12 @@ class ReferenceLoop:
         self.edges = torch.from_numpy(data.train.T.copy())
         # LinkNeighborLoader is a torch DataLoader over edge positions whose collate builds the
         # batch's subgraph; with shuffle=False as released
-        self.loader = DataLoader(range(self.edges.shape[1]), batch_size=batch_size, shuffle=False, collate_fn=self._collate)
+        self.loader = DataLoader(
+            range(self.edges.shape[1]),
+            batch_size=batch_size,
+            shuffle=False,
+            collate_fn=self._collate,
+        )
 
     def _collate(self, index: list[int]):
         """LinkNeighborLoader's collate for MF (no hops): the batch's nodes, relabelled to local ids."""
@@ -101,9 +124,9 @@ class ReferenceLoop:
     @torch.no_grad()
     def evaluate(self, score: str = "dot", k: int = 20) -> float:
         data = self.data
-        U, I = self.user.weight, self.item.weight
+        user_w, item_w = self.user.weight, self.item.weight
         if score == "cosine":
-            U, I = F.normalize(U, dim=-1), F.normalize(I, dim=-1)
+            user_w, item_w = F.normalize(user_w, dim=-1), F.normalize(item_w, dim=-1)
         train_by_user = [[] for _ in range(data.num_users)]
         for u, i in data.train:
             train_by_user[u].append(i)
@@ -112,7 +135,7 @@ class ReferenceLoop:
             held[u].add(i)
         scores_all = []
         for start in range(0, data.num_users, 1000):
-            scores = U[start : start + 1000] @ I.T
+            scores = user_w[start : start + 1000] @ item_w.T
             for r in range(scores.shape[0]):
                 if train_by_user[start + r]:
                     scores[r, train_by_user[start + r]] = -math.inf
@@ -161,24 +184,61 @@ def timed(fn, repeat: int):
     return min(times), out
 
 
-WORKLOADS = (("directau", 4096, "mf_directau-g1_full1e-06_xavier_lr0.001_s123"), ("bpr", 16384, "mf_bpr_full1e-06_xavier_lr0.001_s123"))
+WORKLOADS = (
+    ("directau", 4096, "mf_directau-g1_full1e-06_xavier_lr0.001_s123"),
+    ("bpr", 16384, "mf_bpr_full1e-06_xavier_lr0.001_s123"),
+)
 
 
-def engine_timings(data: SplitData, dataset: str, batch: int, run_id: str, epochs: int, max_batches: int | None, device: torch.device) -> dict:
+def engine_timings(
+    data: SplitData,
+    dataset: str,
+    batch: int,
+    run_id: str,
+    epochs: int,
+    max_batches: int | None,
+    device: torch.device,
+) -> dict:
     """Seconds per training epoch (fastest of ``epochs``) and per validation evaluation."""
-    engine = Trainer(RunSpec.parse(run_id), data, EngineConfig(dim=64, max_epochs=epochs, batch_size=batch, device=device.type), dataset)
+    engine = Trainer(
+        RunSpec.parse(run_id),
+        data,
+        EngineConfig(dim=64, max_epochs=epochs, batch_size=batch, device=device.type),
+        dataset,
+    )
     if max_batches is not None:
-        engine.train_users, engine.train_items = engine.train_users[: max_batches * batch], engine.train_items[: max_batches * batch]
+        engine.train_users, engine.train_items = (
+            engine.train_users[: max_batches * batch],
+            engine.train_items[: max_batches * batch],
+        )
     out = {"epoch": timed(engine.train_epoch, epochs)[0]}
     engine.model.eval()
     with torch.no_grad():
         u, i = engine.model()
-    for name, scores in (("dot", ("dot",)), ("cosine", ("cosine",)), ("both", ("dot", "cosine"))):  # both: one pass, as validation runs it
-        out[name] = timed(lambda: evaluate_rankings(u, i, engine.val_sets, [engine.train_sets], engine.item_stratum, 20, scores, strata=False), 1)[0]
+    for name, scores in (
+        ("dot", ("dot",)),
+        ("cosine", ("cosine",)),
+        ("both", ("dot", "cosine")),
+    ):  # both: one pass, as validation runs it
+        out[name] = timed(
+            lambda: evaluate_rankings(
+                u,
+                i,
+                engine.val_sets,
+                [engine.train_sets],
+                engine.item_stratum,
+                20,
+                scores,
+                strata=False,
+            ),
+            1,
+        )[0]
     return out
 
 
-def run(data: SplitData, epochs: int, max_batches: int | None, dataset: str, device: torch.device) -> float:
+def run(
+    data: SplitData, epochs: int, max_batches: int | None, dataset: str, device: torch.device
+) -> float:
     speedups = []
     for loss, batch, run_id in WORKLOADS:
         ours = engine_timings(data, dataset, batch, run_id, epochs, max_batches, device)
@@ -188,40 +248,68 @@ def run(data: SplitData, epochs: int, max_batches: int | None, dataset: str, dev
         ref_cos, _ = timed(lambda: ref.evaluate("cosine"), 1)
         speedup = ref_epoch / ours["epoch"]
         speedups.append(speedup)
-        print(f"workload=mf+{loss} batch={batch} epoch_s engine={ours['epoch']:.2f} reference={ref_epoch:.2f} speedup={speedup:.2f}x")
-        print(f"workload=mf+{loss} eval_dot_s engine={ours['dot']:.2f} reference={ref_dot:.2f}; eval_cosine_s engine={ours['cosine']:.2f} reference={ref_cos:.2f}; "
-              f"eval_both_s engine={ours['both']:.2f} reference={ref_dot + ref_cos:.2f}")
+        print(
+            f"workload=mf+{loss} batch={batch} epoch_s engine={ours['epoch']:.2f} reference={ref_epoch:.2f} speedup={speedup:.2f}x"
+        )
+        print(
+            f"workload=mf+{loss} eval_dot_s engine={ours['dot']:.2f} reference={ref_dot:.2f}; eval_cosine_s engine={ours['cosine']:.2f} reference={ref_cos:.2f}; "
+            f"eval_both_s engine={ours['both']:.2f} reference={ref_dot + ref_cos:.2f}"
+        )
         sys.stdout.flush()
     print(f"{peak_memory(device)} threads={torch.get_num_threads()}")
     return min(speedups)
 
 
-def run_engine_only(data: SplitData, epochs: int, max_batches: int | None, dataset: str, device: torch.device) -> None:
+def run_engine_only(
+    data: SplitData, epochs: int, max_batches: int | None, dataset: str, device: torch.device
+) -> None:
     for loss, batch, run_id in WORKLOADS:
         ours = engine_timings(data, dataset, batch, run_id, epochs, max_batches, device)
-        print(f"workload=mf+{loss} batch={batch} epoch_s engine={ours['epoch']:.2f}; eval_dot_s {ours['dot']:.2f} eval_cosine_s {ours['cosine']:.2f} "
-              f"eval_both_s {ours['both']:.2f}")
+        print(
+            f"workload=mf+{loss} batch={batch} epoch_s engine={ours['epoch']:.2f}; eval_dot_s {ours['dot']:.2f} eval_cosine_s {ours['cosine']:.2f} "
+            f"eval_both_s {ours['both']:.2f}"
+        )
         sys.stdout.flush()
     print(f"{peak_memory(device)} threads={torch.get_num_threads()}")
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--mirror", type=Path, default=Path(__file__).resolve().parents[2].parent / "shared" / "data")
-    p.add_argument("--epochs", type=int, default=2, help="epochs timed per loop (the fastest counts)")
-    p.add_argument("--max-batches", type=int, default=None, help="CI-sized: only this many batches per epoch")
-    p.add_argument("--synthetic", action="store_true", help="a synthetic dataset instead of Gowalla")
-    p.add_argument("--amazonbook-sized", action="store_true", help="this engine alone on random data of AmazonBook's size")
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--mirror",
+        type=Path,
+        default=Path(__file__).resolve().parents[2].parent / "shared" / "data",
+    )
+    p.add_argument(
+        "--epochs", type=int, default=2, help="epochs timed per loop (the fastest counts)"
+    )
+    p.add_argument(
+        "--max-batches", type=int, default=None, help="CI-sized: only this many batches per epoch"
+    )
+    p.add_argument(
+        "--synthetic", action="store_true", help="a synthetic dataset instead of Gowalla"
+    )
+    p.add_argument(
+        "--amazonbook-sized",
+        action="store_true",
+        help="this engine alone on random data of AmazonBook's size",
+    )
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     args = p.parse_args(argv)
     try:
         device = resolve_device(args.device)
     except RuntimeError as err:
         p.error(str(err))
-    print(f"device={device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else platform.processor() or platform.machine()})")
+    print(
+        f"device={device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else platform.processor() or platform.machine()})"
+    )
     if args.amazonbook_sized:
         data = amazonbook_sized_data()
-        print(f"dataset=AmazonBook-sized users={data.num_users} items={data.num_items} train={len(data.train)} val={len(data.val)}")
+        print(
+            f"dataset=AmazonBook-sized users={data.num_users} items={data.num_items} train={len(data.train)} val={len(data.val)}"
+        )
         run_engine_only(data, args.epochs, args.max_batches, "AmazonBook", device)
         return 0
     if args.synthetic:
@@ -229,9 +317,13 @@ def main(argv=None) -> int:
     elif (args.mirror / "gowalla" / "train.txt").exists():
         data, name = load_gowalla(args.mirror), "Gowalla"
     else:
-        print(f"skipping the Gowalla workloads: no gowalla/train.txt under {args.mirror} (pass --mirror or --synthetic)")
+        print(
+            f"skipping the Gowalla workloads: no gowalla/train.txt under {args.mirror} (pass --mirror or --synthetic)"
+        )
         return 0
-    print(f"dataset={name} users={data.num_users} items={data.num_items} train={len(data.train)} val={len(data.val)}")
+    print(
+        f"dataset={name} users={data.num_users} items={data.num_items} train={len(data.train)} val={len(data.val)}"
+    )
     speedup = run(data, args.epochs, args.max_batches, name, device)
     print(f"speedup_vs_loader={speedup:.2f}")
     return 0

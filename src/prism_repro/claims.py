@@ -29,38 +29,69 @@ def _runs(metrics: pd.DataFrame, experiment: str) -> pd.DataFrame:
 
 def table1_claims(metrics: pd.DataFrame) -> list[dict]:
     if not {"table1_wd", "table1_prism"} <= set(metrics["experiment"]):
-        return [{"claim": c, "paper": p, "ours": np.nan, "criterion": "", "verdict": NOT_RUN} for c, p in (
-            ("PRISM vs tuned weight decay, linear MF: average % diff", 0.12),
-            ("PRISM vs tuned weight decay, non-linear MF with DirectAU/MAWU: average % diff", 8.59),
-            ("PRISM vs tuned weight decay, non-linear MF with SSM: average % diff", -21.61))]
+        return [
+            {"claim": c, "paper": p, "ours": np.nan, "criterion": "", "verdict": NOT_RUN}
+            for c, p in (
+                ("PRISM vs tuned weight decay, linear MF: average % diff", 0.12),
+                (
+                    "PRISM vs tuned weight decay, non-linear MF with DirectAU/MAWU: average % diff",
+                    8.59,
+                ),
+                ("PRISM vs tuned weight decay, non-linear MF with SSM: average % diff", -21.61),
+            )
+        ]
     pct = table1(metrics)
     pct = pct[pct["method"] == "pct_diff"]
     mf = pct[pct["backbone"] == "MF"]["ndcg20_mean"].mean()
-    nl_au = pct[(pct["backbone"] == "NonLinearMF") & pct["loss"].isin(["DirectAU", "MAWU"])]["ndcg20_mean"].mean()
+    nl_au = pct[(pct["backbone"] == "NonLinearMF") & pct["loss"].isin(["DirectAU", "MAWU"])][
+        "ndcg20_mean"
+    ].mean()
     nl_ssm = pct[(pct["backbone"] == "NonLinearMF") & (pct["loss"] == "SSM")]["ndcg20_mean"].mean()
     return [
-        {"claim": "PRISM vs tuned weight decay, linear MF: average % diff", "paper": 0.12, "ours": mf,
-         "criterion": "|ours| < 5 (PRISM matches tuned decay)", "verdict": _ok(abs(mf) < 5, mf)},
-        {"claim": "PRISM vs tuned weight decay, non-linear MF with DirectAU/MAWU: average % diff", "paper": 8.59, "ours": nl_au,
-         "criterion": "ours > 0 (PRISM better)", "verdict": _ok(nl_au > 0, nl_au)},
-        {"claim": "PRISM vs tuned weight decay, non-linear MF with SSM: average % diff", "paper": -21.61, "ours": nl_ssm,
-         "criterion": "ours < 0 (the stated exception)", "verdict": _ok(nl_ssm < 0, nl_ssm)},
+        {
+            "claim": "PRISM vs tuned weight decay, linear MF: average % diff",
+            "paper": 0.12,
+            "ours": mf,
+            "criterion": "|ours| < 5 (PRISM matches tuned decay)",
+            "verdict": _ok(abs(mf) < 5, mf),
+        },
+        {
+            "claim": "PRISM vs tuned weight decay, non-linear MF with DirectAU/MAWU: average % diff",
+            "paper": 8.59,
+            "ours": nl_au,
+            "criterion": "ours > 0 (PRISM better)",
+            "verdict": _ok(nl_au > 0, nl_au),
+        },
+        {
+            "claim": "PRISM vs tuned weight decay, non-linear MF with SSM: average % diff",
+            "paper": -21.61,
+            "ours": nl_ssm,
+            "criterion": "ours < 0 (the stated exception)",
+            "verdict": _ok(nl_ssm < 0, nl_ssm),
+        },
     ]
 
 
 def alpha_claims(metrics: pd.DataFrame) -> list[dict]:
-    names = ("PRISM with tuned alpha: % fewer epochs to early stopping than tuned weight decay (MF DirectAU)",
-             "PRISM with tuned alpha: % change of unpopular/popular NDCG ratio vs tuned weight decay")
+    names = (
+        "PRISM with tuned alpha: % fewer epochs to early stopping than tuned weight decay (MF DirectAU)",
+        "PRISM with tuned alpha: % change of unpopular/popular NDCG ratio vs tuned weight decay",
+    )
     alpha, wd = _runs(metrics, "fig4"), _runs(metrics, "table1_wd")
     wd = wd[(wd["backbone"] == "mf") & (wd["loss"] == "directau")]
     if alpha.empty or wd.empty:
-        return [{"claim": n, "paper": p, "ours": np.nan, "criterion": "", "verdict": NOT_RUN} for n, p in zip(names, (38.48, 75.98))]
+        return [
+            {"claim": n, "paper": p, "ours": np.nan, "criterion": "", "verdict": NOT_RUN}
+            for n, p in zip(names, (38.48, 75.98))
+        ]
     fewer, ratio_gain, comparable = [], [], []
     for dataset, part in alpha.groupby("dataset"):
         ref = wd[wd["dataset"] == dataset]
         if ref.empty:
             continue
-        means = part.groupby("alpha")[["val_ndcg", "test_ndcg", "epochs_run", "test_ndcg_popular", "test_ndcg_unpopular"]].mean()
+        means = part.groupby("alpha")[
+            ["val_ndcg", "test_ndcg", "epochs_run", "test_ndcg_popular", "test_ndcg_unpopular"]
+        ].mean()
         best = means.loc[means["val_ndcg"].idxmax()]  # alpha chosen on validation
         ref_epochs, ref_ndcg = ref["epochs_run"].mean(), ref["test_ndcg"].mean()
         fewer.append((ref_epochs - best["epochs_run"]) / ref_epochs * 100)
@@ -69,9 +100,20 @@ def alpha_claims(metrics: pd.DataFrame) -> list[dict]:
         ratio_gain.append((ratio(best) / ratio(ref.mean(numeric_only=True)) - 1) * 100)
     f, r = float(np.mean(fewer)), float(np.mean(ratio_gain))
     return [
-        {"claim": names[0], "paper": 38.48, "ours": f, "criterion": "ours > 0 and test NDCG >= 95 % of tuned decay",
-         "verdict": _ok(f > 0 and all(comparable))},
-        {"claim": names[1], "paper": 75.98, "ours": r, "criterion": "ours > 0 (fairer)", "verdict": _ok(r > 0)},
+        {
+            "claim": names[0],
+            "paper": 38.48,
+            "ours": f,
+            "criterion": "ours > 0 and test NDCG >= 95 % of tuned decay",
+            "verdict": _ok(f > 0 and all(comparable)),
+        },
+        {
+            "claim": names[1],
+            "paper": 75.98,
+            "ours": r,
+            "criterion": "ours > 0 (fairer)",
+            "verdict": _ok(r > 0),
+        },
     ]
 
 
@@ -85,16 +127,33 @@ def batched_claim(metrics: pd.DataFrame) -> dict:
         by_wd = part.groupby("weight_decay")["test_ndcg"].mean()
         gaps.append(float((by_wd / by_wd.loc[0.0] - 1).abs().max() * 100))
     gap = max(gaps)
-    return {"claim": name, "paper": np.nan, "ours": gap, "criterion": "ours < 5", "verdict": _ok(gap < 5)}
+    return {
+        "claim": name,
+        "paper": np.nan,
+        "ours": gap,
+        "criterion": "ours < 5",
+        "verdict": _ok(gap < 5),
+    }
 
 
 def lightgcn_claim(metrics: pd.DataFrame) -> dict:
-    name = "LightGCN is insensitive to weight decay: (max - min) / max of NDCG over weight decay (%)"
+    name = (
+        "LightGCN is insensitive to weight decay: (max - min) / max of NDCG over weight decay (%)"
+    )
     runs = _runs(metrics, "fig8")
     if runs.empty:
         return {"claim": name, "paper": np.nan, "ours": np.nan, "criterion": "", "verdict": NOT_RUN}
-    spread = max(float((s.max() - s.min()) / s.max() * 100) for _, s in runs.groupby(["dataset", "weight_decay"])["test_ndcg"].mean().groupby(level=0))
-    return {"claim": name, "paper": np.nan, "ours": spread, "criterion": "ours < 10", "verdict": _ok(spread < 10)}
+    spread = max(
+        float((s.max() - s.min()) / s.max() * 100)
+        for _, s in runs.groupby(["dataset", "weight_decay"])["test_ndcg"].mean().groupby(level=0)
+    )
+    return {
+        "claim": name,
+        "paper": np.nan,
+        "ours": spread,
+        "criterion": "ours < 10",
+        "verdict": _ok(spread < 10),
+    }
 
 
 def magnitude_claim(metrics: pd.DataFrame, norms: pd.DataFrame) -> dict:
@@ -108,7 +167,7 @@ def magnitude_claim(metrics: pd.DataFrame, norms: pd.DataFrame) -> dict:
     with_wd = min(positive, key=lambda w: abs(np.log10(w) + 6))  # the paper's 1e-6, or the nearest
     items = norms[(norms["node"] == "item") & (norms["experiment"] == "fig1")]
     gaps = []
-    for (dataset, loss), part in runs.groupby(["dataset", "loss"]):
+    for (dataset, _loss), part in runs.groupby(["dataset", "loss"]):
         rho = {}
         for wd in (0.0, with_wd):
             pick = part[part["weight_decay"] == wd].sort_values("seed")
@@ -119,9 +178,19 @@ def magnitude_claim(metrics: pd.DataFrame, norms: pd.DataFrame) -> dict:
         if len(rho) == 2:
             gaps.append(rho[with_wd] - rho[0.0])
     gap = float(np.mean(gaps)) if gaps else np.nan
-    return {"claim": f"{name} [decay {with_wd:g}]", "paper": np.nan, "ours": gap, "criterion": "ours > 0", "verdict": _ok(bool(gap > 0))}
+    return {
+        "claim": f"{name} [decay {with_wd:g}]",
+        "paper": np.nan,
+        "ours": gap,
+        "criterion": "ours > 0",
+        "verdict": _ok(bool(gap > 0)),
+    }
 
 
 def claims_table(metrics: pd.DataFrame, norms: pd.DataFrame) -> pd.DataFrame:
-    rows = table1_claims(metrics) + alpha_claims(metrics) + [batched_claim(metrics), lightgcn_claim(metrics), magnitude_claim(metrics, norms)]
+    rows = (
+        table1_claims(metrics)
+        + alpha_claims(metrics)
+        + [batched_claim(metrics), lightgcn_claim(metrics), magnitude_claim(metrics, norms)]
+    )
     return pd.DataFrame(rows, columns=["claim", "paper", "ours", "criterion", "verdict"])

@@ -8,8 +8,8 @@ command line (``--config key=value``) win over the preset.
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
 
 import jsonschema
 import yaml
@@ -57,7 +57,11 @@ def _one_line(error: jsonschema.ValidationError, where: str) -> str:
     if error.validator == "type":
         return f"{where}config key '{key}' = {error.instance!r} must be of type {error.validator_value}"
     if error.validator in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
-        bounds = {k: error.schema[k] for k in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum") if k in error.schema}
+        bounds = {
+            k: error.schema[k]
+            for k in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
+            if k in error.schema
+        }
         allowed = ", ".join(f"{k} {v}" for k, v in bounds.items())
         return f"{where}config key '{key}' = {error.instance!r} is out of range; allowed: {allowed}"
     return f"{where}config key '{key}': {error.message}"
@@ -65,7 +69,10 @@ def _one_line(error: jsonschema.ValidationError, where: str) -> str:
 
 def validate(config: Mapping, schema: Mapping, where: str = "") -> None:
     validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), _key_path(e.absolute_path)))
+    errors = sorted(
+        validator.iter_errors(config),
+        key=lambda e: (len(e.absolute_path), _key_path(e.absolute_path)),
+    )
     if errors:
         raise ConfigError(_one_line(jsonschema.exceptions.best_match(errors), where))
 
@@ -85,17 +92,28 @@ def fill_defaults(config: dict, schema: Mapping) -> dict:
     return config
 
 
-def resolve_config(config: Mapping, schema_path: str | Path, cli_overrides: Mapping | None = None) -> dict:
+def resolve_config(
+    config: Mapping, schema_path: str | Path, cli_overrides: Mapping | None = None
+) -> dict:
     """The effective config of the selected preset, validated, with schema defaults filled."""
     schema = load_schema(schema_path)
     presets = config.get("presets") or {}
     name = (cli_overrides or {}).get("preset", config.get("preset", "paper"))
     validate(config, schema)
-    for preset, overrides in presets.items():  # a typo in any preset fails now, not on its first use
-        validate(deep_merge(config, overrides or {}, REPLACED_BY_PRESETS), schema, where=f"preset '{preset}': ")
+    for (
+        preset,
+        overrides,
+    ) in presets.items():  # a typo in any preset fails now, not on its first use
+        validate(
+            deep_merge(config, overrides or {}, REPLACED_BY_PRESETS),
+            schema,
+            where=f"preset '{preset}': ",
+        )
     if name != "paper" and name not in presets:
         allowed = ", ".join(["paper", *presets])
-        raise ConfigError(f"config key 'preset' = {name!r} is not a preset; allowed values: {allowed}")
+        raise ConfigError(
+            f"config key 'preset' = {name!r} is not a preset; allowed values: {allowed}"
+        )
     resolved = deep_merge(config, presets.get(name) or {}, REPLACED_BY_PRESETS)
     resolved = deep_merge(resolved, cli_overrides or {})
     resolved["preset"] = name

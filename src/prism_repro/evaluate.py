@@ -28,8 +28,17 @@ def load_model(path: Path, data, device) -> tuple[torch.nn.Module, dict]:
     summary = payload["summary"]
     spec = RunSpec.parse(summary["run"])
     engine = summary["engine"]
-    model = build_encoder(spec.backbone, data.num_users, data.num_items, engine["dim"], train_edges=torch.from_numpy(data.train.T.copy()), relu=engine["nlmf_relu"])
-    model.load_state_dict({k.removeprefix("model."): v for k, v in payload["state"].items() if k.startswith("model.")})
+    model = build_encoder(
+        spec.backbone,
+        data.num_users,
+        data.num_items,
+        engine["dim"],
+        train_edges=torch.from_numpy(data.train.T.copy()),
+        relu=engine["nlmf_relu"],
+    )
+    model.load_state_dict(
+        {k.removeprefix("model."): v for k, v in payload["state"].items() if k.startswith("model.")}
+    )
     return model.to(device).eval(), summary
 
 
@@ -42,17 +51,23 @@ def evaluate_model(model, data, k: int, device) -> tuple[dict, torch.Tensor, tor
     out = {}
     with torch.no_grad():
         users, items = model()
-        for name, value in evaluate_ranking(users, items, val_sets, [train_sets], stratum, k).items():
+        for name, value in evaluate_ranking(
+            users, items, val_sets, [train_sets], stratum, k
+        ).items():
             out[f"val_{name}"] = value
         if hasattr(model, "set_graph"):
             model.set_graph(torch.from_numpy(np.concatenate([data.train, data.val]).T.copy()))
             users, items = model()
-        for name, value in evaluate_ranking(users, items, test_sets, [train_sets, val_sets], stratum, k).items():
+        for name, value in evaluate_ranking(
+            users, items, test_sets, [train_sets, val_sets], stratum, k
+        ).items():
             out[f"test_{name}"] = value
     return out, users, items
 
 
-def write_run_results(model, summary: dict, data, k: int, device, out_metrics: Path, out_norms: Path) -> dict:
+def write_run_results(
+    model, summary: dict, data, k: int, device, out_metrics: Path, out_norms: Path
+) -> dict:
     """Evaluate a trained model and write the run's metrics row and its embedding norms."""
     if summary["diverged"] and summary["best_epoch"] == 0:
         metrics = {f"{s}_{m}": float("nan") for s in ("val", "test") for m in METRIC_NAMES}
@@ -66,23 +81,36 @@ def write_run_results(model, summary: dict, data, k: int, device, out_metrics: P
     write_parquet(pd.DataFrame([row]), out_metrics)
     norms = []
     for node, out, degree in (("user", users, data.user_degree), ("item", items, data.item_degree)):
-        norm = out.detach().norm(dim=1).cpu().numpy() if out is not None else np.full(len(degree), np.nan)
-        frame = pd.DataFrame({"node": node, "id": np.arange(len(degree)), "degree": degree, "norm": norm})
+        norm = (
+            out.detach().norm(dim=1).cpu().numpy()
+            if out is not None
+            else np.full(len(degree), np.nan)
+        )
+        frame = pd.DataFrame(
+            {"node": node, "id": np.arange(len(degree)), "degree": degree, "norm": norm}
+        )
         frame["stratum"] = data.item_stratum if node == "item" else -1
         norms.append(frame)
-    write_parquet(pd.concat(norms, ignore_index=True).assign(run=summary["run"], dataset=summary["dataset"]), out_norms)
+    write_parquet(
+        pd.concat(norms, ignore_index=True).assign(run=summary["run"], dataset=summary["dataset"]),
+        out_norms,
+    )
     return metrics
 
 
 def _command(args: argparse.Namespace) -> None:
-    device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = torch.device(
+        args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    )
     data = load_split(args.split, args.degrees)
     model, summary = load_model(args.model, data, device)
     write_run_results(model, summary, data, args.k, device, args.out_metrics, args.out_norms)
 
 
 def register(sub) -> None:
-    p = sub.add_parser("evaluate", help="re-evaluate a saved model.pt (the train command already evaluates)")
+    p = sub.add_parser(
+        "evaluate", help="re-evaluate a saved model.pt (the train command already evaluates)"
+    )
     p.add_argument("--model", type=Path, required=True)
     p.add_argument("--split", type=Path, required=True)
     p.add_argument("--degrees", type=Path, required=True)

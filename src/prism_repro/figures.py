@@ -22,14 +22,24 @@ from prism_repro.io import atomic_path  # noqa: E402
 from prism_repro.runspec import fmt_num  # noqa: E402
 
 log = logging.getLogger("prism_repro.figures")
-STRATA_LABELS = {"ndcg": "overall", "ndcg_popular": "popular", "ndcg_neutral": "neutral", "ndcg_unpopular": "unpopular"}
+STRATA_LABELS = {
+    "ndcg": "overall",
+    "ndcg_popular": "popular",
+    "ndcg_neutral": "neutral",
+    "ndcg_unpopular": "unpopular",
+}
 LOSS_LABELS = {"bpr": "BPR", "ssm": "SSM", "directau": "DirectAU", "mawu": "MAWU"}
 BACKBONE_LABELS = {"mf": "MF", "nlmf": "non-linear MF", "lightgcn": "LightGCN"}
 LOSS_ORDER = ("bpr", "ssm", "directau", "mawu")
 BACKBONE_ORDER = ("mf", "nlmf", "lightgcn")
 DATASET_ORDER = ("MovieLens1M", "Gowalla", "Yelp2018", "AmazonBook")
 STRATA_NAMES = {0: "popular", 1: "neutral", 2: "unpopular"}  # norms' item stratum -> group
-STRATA_COLORS = {"overall": "0.15", "popular": "#d55e00", "neutral": "#009e73", "unpopular": "#0072b2"}  # colour-blind safe
+STRATA_COLORS = {
+    "overall": "0.15",
+    "popular": "#d55e00",
+    "neutral": "#009e73",
+    "unpopular": "#0072b2",
+}  # colour-blind safe
 
 
 def drop_diverged(frame: pd.DataFrame, what: str) -> pd.DataFrame:
@@ -53,9 +63,27 @@ class FigureData:
     norms: pd.DataFrame  # one row per (run, node, id); node in {"user","item"}
 
 
-METRICS_COLUMNS = ["experiment", "dataset", "run", "backbone", "loss", "decay", "weight_decay", "init", "alpha", "lr",
-                   "seed", "best_epoch", "epochs_run", "diverged", "test_ndcg", "test_ndcg_popular", "test_ndcg_neutral",
-                   "test_ndcg_unpopular", "k"]
+METRICS_COLUMNS = [
+    "experiment",
+    "dataset",
+    "run",
+    "backbone",
+    "loss",
+    "decay",
+    "weight_decay",
+    "init",
+    "alpha",
+    "lr",
+    "seed",
+    "best_epoch",
+    "epochs_run",
+    "diverged",
+    "test_ndcg",
+    "test_ndcg_popular",
+    "test_ndcg_neutral",
+    "test_ndcg_unpopular",
+    "k",
+]
 EPOCHS_COLUMNS = ["experiment", "dataset", "run", "epoch", "val_ndcg", "val_ndcg_cosine"]
 NORMS_COLUMNS = ["experiment", "dataset", "run", "node", "id", "degree", "norm", "stratum"]
 
@@ -98,7 +126,16 @@ def _setting_label(backbone: str, loss: str) -> str:
 
 
 def _no_runs(ax: plt.Axes, text: str = "no runs") -> None:
-    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", color="0.45", fontsize="large")
+    ax.text(
+        0.5,
+        0.5,
+        text,
+        transform=ax.transAxes,
+        ha="center",
+        va="center",
+        color="0.45",
+        fontsize="large",
+    )
 
 
 def _run_keys(a: pd.DataFrame, b: pd.DataFrame) -> list[str]:
@@ -119,21 +156,30 @@ def _pick_weight_decay(values, wanted: float, what: str) -> float | None:
         if np.isclose(v, wanted, rtol=1e-6, atol=0):
             return v
     near = min(values, key=lambda v: abs(np.log10(v) - np.log10(wanted)))
-    log.warning("%s: no runs at weight decay %s; showing %s instead", what, fmt_num(wanted), fmt_num(near))
+    log.warning(
+        "%s: no runs at weight decay %s; showing %s instead", what, fmt_num(wanted), fmt_num(near)
+    )
     return near
 
 
 def _strata_legend(fig: plt.Figure, title: str = "items", lines: bool = True) -> None:
     """One legend right of the panels: the NDCG lines' groups, or (``lines=False``) the scatter's."""
     groups = STRATA_LABELS.values() if lines else STRATA_NAMES.values()
-    handles = [Line2D([], [], color=STRATA_COLORS[g], marker="o", ms=4, ls="-" if lines else "", label=g) for g in groups]
-    fig.legend(handles=handles, title=title, loc="upper left", bbox_to_anchor=(1.0, 0.98), frameon=False)
+    handles = [
+        Line2D([], [], color=STRATA_COLORS[g], marker="o", ms=4, ls="-" if lines else "", label=g)
+        for g in groups
+    ]
+    fig.legend(
+        handles=handles, title=title, loc="upper left", bbox_to_anchor=(1.0, 0.98), frameon=False
+    )
 
 
 def _strata_panel(ax: plt.Axes, frame: pd.DataFrame, x: str, order: list) -> None:
     """Test NDCG overall and per popularity group against the categories ``order`` of column ``x``:
     mean over seeds with a +-1 std band (none for a single seed)."""
-    ax.set_xticks(range(len(order)), [fmt_num(v) for v in order], rotation=30 if len(order) > 5 else 0)
+    ax.set_xticks(
+        range(len(order)), [fmt_num(v) for v in order], rotation=30 if len(order) > 5 else 0
+    )
     ax.set_xlim(-0.3, max(len(order) - 0.7, 0.3))
     if frame.empty:
         _no_runs(ax)
@@ -145,12 +191,16 @@ def _strata_panel(ax: plt.Axes, frame: pd.DataFrame, x: str, order: list) -> Non
         xs = [pos[v] for v in g.index]
         sd = g["std"].fillna(0.0)
         ax.plot(xs, g["mean"], marker="o", ms=4, color=STRATA_COLORS[label], label=label)
-        ax.fill_between(xs, g["mean"] - sd, g["mean"] + sd, color=STRATA_COLORS[label], alpha=0.2, lw=0)
+        ax.fill_between(
+            xs, g["mean"] - sd, g["mean"] + sd, color=STRATA_COLORS[label], alpha=0.2, lw=0
+        )
 
 
 def spearman_rho(degree, norm) -> float:
     """Spearman rank correlation of magnitude and degree (NaN below two distinct values of either)."""
-    frame = pd.DataFrame({"degree": np.asarray(degree, float), "norm": np.asarray(norm, float)}).dropna()
+    frame = pd.DataFrame(
+        {"degree": np.asarray(degree, float), "norm": np.asarray(norm, float)}
+    ).dropna()
     if len(frame) < 2 or frame["degree"].nunique() < 2 or frame["norm"].nunique() < 2:
         return float("nan")
     return float(spearmanr(frame["degree"], frame["norm"]).statistic)
@@ -168,7 +218,15 @@ def _magnitude_panel(ax: plt.Axes, items: pd.DataFrame, title: str) -> float:
     for stratum in (2, 1, 0):  # popular items drawn last, on top of the many unpopular ones
         label = STRATA_NAMES[stratum]
         part = shown[shown["stratum"] == stratum]
-        ax.scatter(part["degree"], part["norm"], s=5, alpha=0.5, lw=0, color=STRATA_COLORS[label], rasterized=True)
+        ax.scatter(
+            part["degree"],
+            part["norm"],
+            s=5,
+            alpha=0.5,
+            lw=0,
+            color=STRATA_COLORS[label],
+            rasterized=True,
+        )
     ax.set_xscale("log")
     ax.set_title(f"{title}\nSpearman ρ = {rho:.2f}")
     ax.set_xlabel("item train degree (log)")
@@ -181,7 +239,16 @@ def _item_norms(norms: pd.DataFrame, runs: pd.DataFrame) -> pd.DataFrame:
     return items.merge(runs[keys], on=keys)
 
 
-def _ndcg_row(axes, metrics: pd.DataFrame, datasets: list[str], x: str, order: list, xlabel: str, prefix: str, k: int) -> None:
+def _ndcg_row(
+    axes,
+    metrics: pd.DataFrame,
+    datasets: list[str],
+    x: str,
+    order: list,
+    xlabel: str,
+    prefix: str,
+    k: int,
+) -> None:
     for c, dataset in enumerate(datasets):
         ax = axes[c]
         _strata_panel(ax, metrics[metrics["dataset"] == dataset], x, order)
@@ -190,27 +257,43 @@ def _ndcg_row(axes, metrics: pd.DataFrame, datasets: list[str], x: str, order: l
         ax.set_xlabel(xlabel)
 
 
-def _ndcg_grid(metrics: pd.DataFrame, what: str, x: str = "weight_decay", xlabel: str = "weight decay") -> plt.Figure:
+def _ndcg_grid(
+    metrics: pd.DataFrame, what: str, x: str = "weight_decay", xlabel: str = "weight decay"
+) -> plt.Figure:
     """Figure 1 layout: test NDCG@k overall and per popularity group against ``x``.
 
     Rows are (backbone, loss) settings, columns datasets; lines are means over seeds with +-1 std
     bands. Diverged runs are left out (logged); a panel without runs says so.
     """
-    everything = metrics  # panels (and x ticks) come from every run, so one whose runs all diverged says so
+    everything = (
+        metrics  # panels (and x ticks) come from every run, so one whose runs all diverged says so
+    )
     metrics = drop_diverged(metrics, what)
     k = _k(everything)
     order = sorted(everything[x].unique())
     datasets = _datasets(everything) or [""]
     pairs = everything[["backbone", "loss"]].drop_duplicates().itertuples(index=False)
-    settings = sorted(pairs, key=lambda p: (BACKBONE_ORDER.index(p.backbone) if p.backbone in BACKBONE_ORDER else 99,
-                                            LOSS_ORDER.index(p.loss) if p.loss in LOSS_ORDER else 99))
+    settings = sorted(
+        pairs,
+        key=lambda p: (
+            BACKBONE_ORDER.index(p.backbone) if p.backbone in BACKBONE_ORDER else 99,
+            LOSS_ORDER.index(p.loss) if p.loss in LOSS_ORDER else 99,
+        ),
+    )
     rows = [(s.backbone, s.loss) for s in settings] or [(None, None)]
-    fig, axes = plt.subplots(len(rows), len(datasets), figsize=(3.4 * len(datasets), 2.8 * len(rows)),
-                             squeeze=False, sharex=True)
+    fig, axes = plt.subplots(
+        len(rows),
+        len(datasets),
+        figsize=(3.4 * len(datasets), 2.8 * len(rows)),
+        squeeze=False,
+        sharex=True,
+    )
     for r, (backbone, loss) in enumerate(rows):
         part = metrics[(metrics["backbone"] == backbone) & (metrics["loss"] == loss)]
         prefix = _setting_label(backbone, loss) if backbone is not None else ""
-        _ndcg_row(axes[r], part, datasets, x, order, xlabel if r == len(rows) - 1 else "", prefix, k)
+        _ndcg_row(
+            axes[r], part, datasets, x, order, xlabel if r == len(rows) - 1 else "", prefix, k
+        )
     fig.tight_layout()
     _strata_legend(fig)
     return fig
@@ -252,17 +335,23 @@ def magnitude_vs_degree(data: FigureData, weight_decay: float = 1e-6) -> plt.Fig
     wd = weight_decay if wd is None else wd
     losses = _ordered(metrics["loss"], LOSS_ORDER) or [None]
     datasets = _datasets(metrics) or [""]
-    conditions = [("a", f"weight decay {fmt_num(wd)}", np.isclose(m["weight_decay"], wd, rtol=1e-6, atol=0)),
-                  ("b", "no weight decay", m["weight_decay"] == 0)]
+    conditions = [
+        ("a", f"weight decay {fmt_num(wd)}", np.isclose(m["weight_decay"], wd, rtol=1e-6, atol=0)),
+        ("b", "no weight decay", m["weight_decay"] == 0),
+    ]
     rows = [(tag, text, mask, loss) for tag, text, mask in conditions for loss in losses]
-    fig, axes = plt.subplots(len(rows), len(datasets), figsize=(3.4 * len(datasets), 2.9 * len(rows)), squeeze=False)
+    fig, axes = plt.subplots(
+        len(rows), len(datasets), figsize=(3.4 * len(datasets), 2.9 * len(rows)), squeeze=False
+    )
     for r, (tag, text, mask, loss) in enumerate(rows):
         runs = _first_seed(m[mask & (m["loss"] == loss)], ["dataset", "backbone", "loss"])
         items = _item_norms(norms, runs)
         for c, dataset in enumerate(datasets):
             ax = axes[r][c]
             label = LOSS_LABELS.get(loss, loss) if loss else ""
-            _magnitude_panel(ax, items[items["dataset"] == dataset], f"({tag}) {label}, {text} - {dataset}")
+            _magnitude_panel(
+                ax, items[items["dataset"] == dataset], f"({tag}) {label}, {text} - {dataset}"
+            )
             ax.set_ylabel("item embedding norm" if c == 0 else "")
             if r != len(rows) - 1:
                 ax.set_xlabel("")
@@ -283,15 +372,26 @@ def batched_weight_decay(data: FigureData, weight_decay: float = 1e-6) -> plt.Fi
     fig, axes = plt.subplots(2, len(datasets), figsize=(3.4 * len(datasets), 5.9), squeeze=False)
     settings = m[["backbone", "loss"]].drop_duplicates()
     prefix = _setting_label(*settings.iloc[0]) if len(settings) == 1 else ""
-    _ndcg_row(axes[0], m, datasets, "weight_decay", order, "batched weight decay (0 = none)", prefix, k)
+    _ndcg_row(
+        axes[0], m, datasets, "weight_decay", order, "batched weight decay (0 = none)", prefix, k
+    )
     batched = m[m["decay"] == "batched"]
-    wd = _pick_weight_decay(metrics.loc[metrics["decay"] == "batched", "weight_decay"], weight_decay, "fig3")
+    wd = _pick_weight_decay(
+        metrics.loc[metrics["decay"] == "batched", "weight_decay"], weight_decay, "fig3"
+    )
     wd = weight_decay if wd is None else wd
-    runs = _first_seed(batched[np.isclose(batched["weight_decay"], wd, rtol=1e-6, atol=0)], ["dataset", "backbone", "loss"])
+    runs = _first_seed(
+        batched[np.isclose(batched["weight_decay"], wd, rtol=1e-6, atol=0)],
+        ["dataset", "backbone", "loss"],
+    )
     items = _item_norms(norms, runs)
     for c, dataset in enumerate(datasets):
         ax = axes[1][c]
-        _magnitude_panel(ax, items[items["dataset"] == dataset], f"batched weight decay {fmt_num(wd)} - {dataset}")
+        _magnitude_panel(
+            ax,
+            items[items["dataset"] == dataset],
+            f"batched weight decay {fmt_num(wd)} - {dataset}",
+        )
         ax.set_ylabel("item embedding norm" if c == 0 else "")
     fig.tight_layout()
     _strata_legend(fig)
@@ -310,10 +410,18 @@ def ndcg_vs_epochs(data: FigureData) -> plt.Figure:
     star. Uses ``data.metrics`` (fig4 + table1_wd runs)."""
     metrics = _inputs(data)[0]
     exp = metrics["experiment"] if "experiment" in metrics else pd.Series("", index=metrics.index)
-    ref_all = metrics[(exp == "table1_wd") & (metrics["backbone"] == "mf") & (metrics["loss"] == "directau")
-                      & (metrics["init"] == "xavier") & (metrics["decay"] == "full")]
+    ref_all = metrics[
+        (exp == "table1_wd")
+        & (metrics["backbone"] == "mf")
+        & (metrics["loss"] == "directau")
+        & (metrics["init"] == "xavier")
+        & (metrics["decay"] == "full")
+    ]
     sweep_all = _prism_sweep(metrics)
-    sweep, ref = drop_diverged(sweep_all, "fig4 (PRISM)"), drop_diverged(ref_all, "fig4 (weight decay reference)")
+    sweep, ref = (
+        drop_diverged(sweep_all, "fig4 (PRISM)"),
+        drop_diverged(ref_all, "fig4 (weight decay reference)"),
+    )
     k = _k(metrics)
     datasets = (_datasets(sweep_all) if len(sweep_all) else _datasets(ref_all)) or [""]
     alphas = sorted(sweep_all["alpha"].unique())
@@ -329,17 +437,53 @@ def ndcg_vs_epochs(data: FigureData) -> plt.Figure:
             _no_runs(ax)
             continue
         for alpha, g in part.groupby("alpha"):
-            ax.errorbar(g["epochs_run"].mean(), g["test_ndcg"].mean(), xerr=np.nan_to_num(g["epochs_run"].std()),
-                        yerr=np.nan_to_num(g["test_ndcg"].std()), fmt="o", ms=6, capsize=2, color=colors[alpha])
+            ax.errorbar(
+                g["epochs_run"].mean(),
+                g["test_ndcg"].mean(),
+                xerr=np.nan_to_num(g["epochs_run"].std()),
+                yerr=np.nan_to_num(g["test_ndcg"].std()),
+                fmt="o",
+                ms=6,
+                capsize=2,
+                color=colors[alpha],
+            )
         for wd, g in ref_part.groupby("weight_decay"):
             x, y = g["epochs_run"].mean(), g["test_ndcg"].mean()
-            ax.errorbar(x, y, xerr=np.nan_to_num(g["epochs_run"].std()), yerr=np.nan_to_num(g["test_ndcg"].std()),
-                        fmt="*", ms=12, capsize=2, color="black", zorder=3)
-            ax.annotate(f"wd {fmt_num(wd)}", (x, y), xytext=(6, -10), textcoords="offset points", fontsize="small")
+            ax.errorbar(
+                x,
+                y,
+                xerr=np.nan_to_num(g["epochs_run"].std()),
+                yerr=np.nan_to_num(g["test_ndcg"].std()),
+                fmt="*",
+                ms=12,
+                capsize=2,
+                color="black",
+                zorder=3,
+            )
+            ax.annotate(
+                f"wd {fmt_num(wd)}",
+                (x, y),
+                xytext=(6, -10),
+                textcoords="offset points",
+                fontsize="small",
+            )
         ax.margins(x=0.15, y=0.15)
     fig.tight_layout()
-    handles = [Line2D([], [], ls="", marker="o", color=colors[a], label=f"PRISM α = {fmt_num(a)}") for a in alphas]
-    handles.append(Line2D([], [], ls="", marker="*", ms=10, color="black", label="tuned weight decay\n(Xavier init)"))
+    handles = [
+        Line2D([], [], ls="", marker="o", color=colors[a], label=f"PRISM α = {fmt_num(a)}")
+        for a in alphas
+    ]
+    handles.append(
+        Line2D(
+            [],
+            [],
+            ls="",
+            marker="*",
+            ms=10,
+            color="black",
+            label="tuned weight decay\n(Xavier init)",
+        )
+    )
     fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 0.98), frameon=False)
     return fig
 
@@ -360,8 +504,12 @@ def training_curves(data: FigureData) -> plt.Figure:
     k = _k(metrics)
     keys = _run_keys(epochs, m)
     ep = epochs.merge(m[keys + ["weight_decay"]], on=keys)
-    long = ep.melt(id_vars=["dataset", "weight_decay", "run", "epoch"], value_vars=["val_ndcg", "val_ndcg_cosine"],
-                   var_name="score", value_name="ndcg").dropna(subset=["ndcg"])
+    long = ep.melt(
+        id_vars=["dataset", "weight_decay", "run", "epoch"],
+        value_vars=["val_ndcg", "val_ndcg_cosine"],
+        var_name="score",
+        value_name="ndcg",
+    ).dropna(subset=["ndcg"])
     curves = long.groupby(["dataset", "weight_decay", "score", "epoch"])["ndcg"].mean()
     datasets = _datasets(metrics) or [""]
     decays = sorted(metrics["weight_decay"].unique())
@@ -380,7 +528,9 @@ def training_curves(data: FigureData) -> plt.Figure:
             curve = curve.droplevel(["weight_decay", "score"])
             ax.plot(curve.index, curve.to_numpy(), ls=styles[score][0], color=colors[wd], lw=1.3)
     fig.tight_layout()
-    handles = [Line2D([], [], color=colors[wd], label=f"weight decay {fmt_num(wd)}") for wd in decays]
+    handles = [
+        Line2D([], [], color=colors[wd], label=f"weight decay {fmt_num(wd)}") for wd in decays
+    ]
     handles += [Line2D([], [], color="0.2", ls=ls, label=label) for ls, label in styles.values()]
     fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 0.98), frameon=False)
     return fig
@@ -391,8 +541,9 @@ def inclusion_probability(degree, batch_fraction):
     return 1.0 - (1.0 - np.asarray(batch_fraction, float)) ** np.asarray(degree, float)
 
 
-def expected_magnitude_change(degree, batch_fraction, lr: float, weight_decay: float, sq_norm: float = 1.0,
-                              cos: float = 0.9):
+def expected_magnitude_change(
+    degree, batch_fraction, lr: float, weight_decay: float, sq_norm: float = 1.0, cos: float = 0.9
+):
     """Theorem 3.1: E[delta ||i||^2] = E[||i||^2] eta lambda (eta lambda - 2)
     + P(i in B) E[eta^2 / ||i||^2 (1 - cos^2(u, i))], with ||i||^2 = ``sq_norm`` and cos(u, i) = ``cos``
     held fixed so both expectations are plain values. Broadcasts over degree and batch_fraction."""
@@ -405,9 +556,14 @@ def expected_magnitude_change(degree, batch_fraction, lr: float, weight_decay: f
 FIG7_SETTINGS = {"lr": 1e-3, "weight_decay": 1e-4, "sq_norm": 1.0, "cos": 0.9}
 
 
-def magnitude_change_heatmap(data: FigureData | None = None, *, lr: float = FIG7_SETTINGS["lr"],
-                             weight_decay: float = FIG7_SETTINGS["weight_decay"],
-                             sq_norm: float = FIG7_SETTINGS["sq_norm"], cos: float = FIG7_SETTINGS["cos"]) -> plt.Figure:
+def magnitude_change_heatmap(
+    data: FigureData | None = None,
+    *,
+    lr: float = FIG7_SETTINGS["lr"],
+    weight_decay: float = FIG7_SETTINGS["weight_decay"],
+    sq_norm: float = FIG7_SETTINGS["sq_norm"],
+    cos: float = FIG7_SETTINGS["cos"],
+) -> plt.Figure:
     """Figure 7: Theorem 3.1's expected one-step change of an item's squared magnitude over item
     degree (1..1e4, log x) and |B|/|E| (1e-4..1e-1, log y). Analytic: ``data`` is ignored.
     Defaults: eta = 1e-3 (the paper's smallest lr, common for Adam), lambda = 1e-4 (its largest decay),
@@ -415,7 +571,9 @@ def magnitude_change_heatmap(data: FigureData | None = None, *, lr: float = FIG7
     dotted lines mark |B|/|E| = 0.01 and 0.05."""
     degree = np.logspace(0, 4, 241)
     fraction = np.logspace(-4, -1, 181)
-    z = expected_magnitude_change(degree[None, :], fraction[:, None], lr, weight_decay, sq_norm, cos)
+    z = expected_magnitude_change(
+        degree[None, :], fraction[:, None], lr, weight_decay, sq_norm, cos
+    )
     scale = int(np.floor(np.log10(np.abs(z).max()))) if np.abs(z).max() > 0 else 0
     z = z / 10.0**scale  # the scale goes in the colour bar's label, not in an offset text
     fig, ax = plt.subplots(figsize=(5.2, 3.9))
@@ -430,9 +588,11 @@ def magnitude_change_heatmap(data: FigureData | None = None, *, lr: float = FIG7
         ax.axhline(y, color="white", ls=":", lw=1.2)
     ax.set_xlabel("item degree $d_i$ (log)")
     ax.set_ylabel("batch size / dataset size $|B|/|E|$ (log)")
-    ax.set_title(f"Theorem 3.1: expected change of ‖i‖² per step\n"
-                 f"η = {fmt_num(lr)}, λ = {fmt_num(weight_decay)}, ‖i‖² = {fmt_num(sq_norm)}, cos(u, i) = {fmt_num(cos)}",
-                 fontsize="medium")
+    ax.set_title(
+        f"Theorem 3.1: expected change of ‖i‖² per step\n"
+        f"η = {fmt_num(lr)}, λ = {fmt_num(weight_decay)}, ‖i‖² = {fmt_num(sq_norm)}, cos(u, i) = {fmt_num(cos)}",
+        fontsize="medium",
+    )
     bar = fig.colorbar(mesh, ax=ax)
     bar.set_label(f"E[Δ‖i‖²]  (× $10^{{{scale}}}$)")
     fig.tight_layout()
@@ -454,17 +614,25 @@ FIGURES = {
 
 
 def _read(paths: list[Path]) -> pd.DataFrame:
-    return pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True) if paths else pd.DataFrame()
+    return (
+        pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
+        if paths
+        else pd.DataFrame()
+    )
 
 
 def _command(args: argparse.Namespace) -> None:
     sns.set_theme(style=args.style, context=args.context)
-    data = FigureData(metrics=_read(args.metrics), epochs=_read(args.epochs), norms=_read(args.norms))
+    data = FigureData(
+        metrics=_read(args.metrics), epochs=_read(args.epochs), norms=_read(args.norms)
+    )
     save(FIGURES[args.figure](data), args.out_png, args.out_pdf, args.dpi)
 
 
 def register(sub) -> None:
-    p = sub.add_parser("figure", help="draw one of the paper's figures from aggregated experiment tables")
+    p = sub.add_parser(
+        "figure", help="draw one of the paper's figures from aggregated experiment tables"
+    )
     p.add_argument("figure", choices=sorted(FIGURES))
     p.add_argument("--metrics", type=Path, nargs="*", default=[])
     p.add_argument("--epochs", type=Path, nargs="*", default=[])

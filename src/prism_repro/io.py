@@ -6,8 +6,8 @@ import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pandas as pd
 
@@ -30,7 +30,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
-def write_parquet(frame: pd.DataFrame, path: str | os.PathLike, metadata: dict | None = None) -> None:
+def write_parquet(
+    frame: pd.DataFrame, path: str | os.PathLike, metadata: dict | None = None
+) -> None:
     """Write a parquet file atomically; ``metadata`` lands in the schema's key-value metadata."""
     import pyarrow as pa
     import pyarrow.parquet as pq

@@ -70,7 +70,9 @@ def bpr_loss(batch: LossBatch) -> torch.Tensor:
     score gaps finite.
     """
     pos = (batch.user * batch.pos).sum(-1)  # (B,)
-    neg = (batch.user.unsqueeze(1) * batch.neg).sum(-1)  # (B, k); elementwise beats bmm of (1 x d)(d x k)
+    neg = (batch.user.unsqueeze(1) * batch.neg).sum(
+        -1
+    )  # (B, k); elementwise beats bmm of (1 x d)(d x k)
     return -F.logsigmoid(pos[:, None] - neg).mean()
 
 
@@ -159,7 +161,7 @@ class MawuMargins(nn.Module):
         return self.user_margin(users).squeeze(-1), self.item_margin(items).squeeze(-1)
 
     @torch.no_grad()
-    def clamp_(self) -> "MawuMargins":
+    def clamp_(self) -> MawuMargins:
         self.user_margin.weight.clamp_(0.0, 1.0)
         self.item_margin.weight.clamp_(0.0, 1.0)
         return self

@@ -16,7 +16,12 @@ def _discounts(k: int, device=None) -> torch.Tensor:
 
 def ideal_dcg(num_relevant: torch.Tensor, k: int) -> torch.Tensor:
     """IDCG per user: the sum of the first min(k, n_u) discounts (0 where n_u = 0)."""
-    cum = torch.cat([torch.zeros(1, dtype=torch.float64, device=num_relevant.device), _discounts(k, num_relevant.device).cumsum(0)])
+    cum = torch.cat(
+        [
+            torch.zeros(1, dtype=torch.float64, device=num_relevant.device),
+            _discounts(k, num_relevant.device).cumsum(0),
+        ]
+    )
     return cum[num_relevant.clamp(max=k).long()]
 
 
@@ -25,10 +30,14 @@ def ndcg(hits: torch.Tensor, num_relevant: torch.Tensor) -> torch.Tensor:
     k = hits.shape[1]
     dcg = (hits.double() * _discounts(k, hits.device)).sum(1)
     idcg = ideal_dcg(num_relevant, k)
-    return torch.where(num_relevant > 0, dcg / idcg.clamp(min=1e-12), torch.full_like(dcg, float("nan")))
+    return torch.where(
+        num_relevant > 0, dcg / idcg.clamp(min=1e-12), torch.full_like(dcg, float("nan"))
+    )
 
 
-def stratified_ndcg(hits: torch.Tensor, hit_strata: torch.Tensor, num_relevant: torch.Tensor, num_strata: int = 3) -> torch.Tensor:
+def stratified_ndcg(
+    hits: torch.Tensor, hit_strata: torch.Tensor, num_relevant: torch.Tensor, num_strata: int = 3
+) -> torch.Tensor:
     """Per-user NDCG@k split by the stratum of each ranked item: (users, num_strata).
 
     Gains of items outside a stratum count 0 and the IDCG stays the user's overall IDCG, so the

@@ -91,7 +91,9 @@ class MatrixFactorization(Encoder):
     def encode(self, users, items):
         # index_select: its backward is one index_add into the table (embedding()'s dense
         # backward is slower on CPU), summed in a fixed order
-        return self.user_emb.weight.index_select(0, users), self.item_emb.weight.index_select(0, items)
+        return self.user_emb.weight.index_select(0, users), self.item_emb.weight.index_select(
+            0, items
+        )
 
 
 class NonLinearMF(Encoder):

@@ -22,10 +22,16 @@ def provenance() -> dict:
     except ImportError:  # pragma: no cover
         pyg = "absent"
     try:
-        commit = subprocess.run(
-            ["git", "describe", "--always", "--dirty", "--abbrev=12"],
-            capture_output=True, text=True, timeout=10, cwd=Path(__file__).parent,
-        ).stdout.strip() or "unknown"
+        commit = (
+            subprocess.run(
+                ["git", "describe", "--always", "--dirty", "--abbrev=12"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                cwd=Path(__file__).parent,
+            ).stdout.strip()
+            or "unknown"
+        )
     except (OSError, subprocess.SubprocessError):
         commit = "unknown"
     return {

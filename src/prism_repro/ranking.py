@@ -29,9 +29,15 @@ class UserItemSets:
     """Per-user item sets in CSR form (indptr over users, sorted item ids)."""
 
     def __init__(self, pairs: np.ndarray, num_users: int, device):
-        order = np.lexsort((pairs[:, 1], pairs[:, 0])) if len(pairs) else np.zeros(0, dtype=np.int64)
+        order = (
+            np.lexsort((pairs[:, 1], pairs[:, 0])) if len(pairs) else np.zeros(0, dtype=np.int64)
+        )
         pairs = pairs[order]
-        counts = np.bincount(pairs[:, 0], minlength=num_users) if len(pairs) else np.zeros(num_users, dtype=np.int64)
+        counts = (
+            np.bincount(pairs[:, 0], minlength=num_users)
+            if len(pairs)
+            else np.zeros(num_users, dtype=np.int64)
+        )
         self.indptr = torch.from_numpy(np.concatenate([[0], np.cumsum(counts)])).to(device)
         self.items = torch.from_numpy(np.ascontiguousarray(pairs[:, 1])).to(device)
         self.counts = torch.from_numpy(counts).to(device)
@@ -46,7 +52,14 @@ class UserItemSets:
         return rows, self.items[torch.repeat_interleave(starts, counts) + offsets]
 
 
-def topk_items(user_out: torch.Tensor, item_out: torch.Tensor, users: torch.Tensor, known: list[UserItemSets], k: int, scores: tuple[str, ...] = ("dot",)) -> dict[str, torch.Tensor]:
+def topk_items(
+    user_out: torch.Tensor,
+    item_out: torch.Tensor,
+    users: torch.Tensor,
+    known: list[UserItemSets],
+    k: int,
+    scores: tuple[str, ...] = ("dot",),
+) -> dict[str, torch.Tensor]:
     """Top-k item ids (users, k) for each score, excluding each user's known items.
 
     Every score comes from one matrix product per chunk: cosine is the dot-product block scaled
@@ -80,7 +93,16 @@ def topk_items(user_out: torch.Tensor, item_out: torch.Tensor, users: torch.Tens
     return {score: torch.cat(parts) if parts else empty for score, parts in out.items()}
 
 
-def evaluate_rankings(user_out, item_out, heldout: UserItemSets, known: list[UserItemSets], item_stratum: torch.Tensor, k: int, scores: tuple[str, ...] = ("dot",), strata: bool = True) -> dict[str, dict]:
+def evaluate_rankings(
+    user_out,
+    item_out,
+    heldout: UserItemSets,
+    known: list[UserItemSets],
+    item_stratum: torch.Tensor,
+    k: int,
+    scores: tuple[str, ...] = ("dot",),
+    strata: bool = True,
+) -> dict[str, dict]:
     """Per score: NDCG@k overall (and per popularity stratum) over users with a held-out item."""
     with torch.no_grad():
         users = torch.nonzero(heldout.counts > 0).flatten()
@@ -102,6 +124,17 @@ def evaluate_rankings(user_out, item_out, heldout: UserItemSets, known: list[Use
     return results
 
 
-def evaluate_ranking(user_out, item_out, heldout: UserItemSets, known: list[UserItemSets], item_stratum: torch.Tensor, k: int, score: str = "dot", strata: bool = True) -> dict:
+def evaluate_ranking(
+    user_out,
+    item_out,
+    heldout: UserItemSets,
+    known: list[UserItemSets],
+    item_stratum: torch.Tensor,
+    k: int,
+    score: str = "dot",
+    strata: bool = True,
+) -> dict:
     """NDCG@k overall (and per popularity stratum) for one score."""
-    return evaluate_rankings(user_out, item_out, heldout, known, item_stratum, k, (score,), strata)[score]
+    return evaluate_rankings(user_out, item_out, heldout, known, item_stratum, k, (score,), strata)[
+        score
+    ]

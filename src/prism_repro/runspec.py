@@ -91,10 +91,12 @@ class RunSpec:
         return asdict(self)
 
     @classmethod
-    def parse(cls, run_id: str) -> "RunSpec":
+    def parse(cls, run_id: str) -> RunSpec:
         m = _RUN_ID_RE.fullmatch(run_id)
         if not m:
-            raise ValueError(f"not a run id: {run_id!r} (expected e.g. mf_bpr_full1e-06_xavier_lr0.001_s123)")
+            raise ValueError(
+                f"not a run id: {run_id!r} (expected e.g. mf_bpr_full1e-06_xavier_lr0.001_s123)"
+            )
         g = m.groupdict()
         return cls(
             backbone=g["backbone"],

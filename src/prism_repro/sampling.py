@@ -51,7 +51,9 @@ def sample_negatives(
     device = pos_items.device
     if mode == "all":
         return torch.randint(num_items, size, generator=generator, device=device)
-    pool = unique_ids(pos_items, num_items)[0]  # sorted, so the draw depends only on the set of items
+    pool = unique_ids(pos_items, num_items)[
+        0
+    ]  # sorted, so the draw depends only on the set of items
     if pool.numel() == 0:
         return torch.empty(size, dtype=torch.long, device=device)
     return pool[torch.randint(pool.numel(), size, generator=generator, device=device)]

@@ -18,7 +18,17 @@ from prism_repro.runspec import RunSpec
 
 log = logging.getLogger("prism_repro.selection")
 TUNABLE = ("lr", "weight_decay", "gamma", "alpha")
-SETTING_COLUMNS = ("dataset", "backbone", "loss", "decay", "weight_decay", "init", "alpha", "gamma", "lr")
+SETTING_COLUMNS = (
+    "dataset",
+    "backbone",
+    "loss",
+    "decay",
+    "weight_decay",
+    "init",
+    "alpha",
+    "gamma",
+    "lr",
+)
 
 
 def group_columns(tune: list[str]) -> list[str]:
@@ -37,11 +47,20 @@ def select_settings(candidates: pd.DataFrame, tune: list[str]) -> pd.DataFrame:
     for key, group in candidates.sort_values("run").groupby(keys, sort=True, dropna=False):
         valid = group[~group["diverged"].astype(bool) & group["val_ndcg"].notna()]
         if valid.empty:
-            log.warning("no usable candidate for %s (all %d diverged)", dict(zip(keys, key)), len(group))
+            log.warning(
+                "no usable candidate for %s (all %d diverged)", dict(zip(keys, key)), len(group)
+            )
             continue
         best = valid.loc[valid["val_ndcg"].idxmax()]
-        rows.append({**best[list(SETTING_COLUMNS)].to_dict(), "selected_run": best["run"], "val_ndcg": best["val_ndcg"],
-                     "candidates": len(group), "diverged_candidates": int(group["diverged"].astype(bool).sum())})
+        rows.append(
+            {
+                **best[list(SETTING_COLUMNS)].to_dict(),
+                "selected_run": best["run"],
+                "val_ndcg": best["val_ndcg"],
+                "candidates": len(group),
+                "diverged_candidates": int(group["diverged"].astype(bool).sum()),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -50,9 +69,25 @@ def final_runs(selected: pd.DataFrame, seeds: list[int]) -> pd.DataFrame:
     out = []
     for row in selected.itertuples(index=False):
         for seed in seeds:
-            spec = RunSpec(row.backbone, row.loss, row.decay, row.weight_decay, row.init,
-                           row.alpha, row.lr, seed, row.gamma)
-            out.append({"dataset": row.dataset, "run": spec.run_id, "seed": seed, "selected_run": row.selected_run})
+            spec = RunSpec(
+                row.backbone,
+                row.loss,
+                row.decay,
+                row.weight_decay,
+                row.init,
+                row.alpha,
+                row.lr,
+                seed,
+                row.gamma,
+            )
+            out.append(
+                {
+                    "dataset": row.dataset,
+                    "run": spec.run_id,
+                    "seed": seed,
+                    "selected_run": row.selected_run,
+                }
+            )
     return pd.DataFrame(out, columns=["dataset", "run", "seed", "selected_run"])
 
 
@@ -63,7 +98,13 @@ def _command(args: argparse.Namespace) -> None:
     table = runs.merge(selected, on=["dataset", "selected_run"], how="left")
     table.insert(0, "experiment", args.experiment)
     write_parquet(table, args.out)
-    log.info("%s: %d groups selected from %d candidates -> %d final runs", args.experiment, len(selected), len(candidates), len(runs))
+    log.info(
+        "%s: %d groups selected from %d candidates -> %d final runs",
+        args.experiment,
+        len(selected),
+        len(candidates),
+        len(runs),
+    )
 
 
 def register(sub) -> None:

@@ -11,7 +11,6 @@ import logging
 from importlib import resources
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from prism_repro.io import write_text
@@ -20,9 +19,30 @@ log = logging.getLogger("prism_repro.tables")
 BACKBONE_NAMES = {"mf": "MF", "nlmf": "NonLinearMF", "lightgcn": "LightGCN"}
 LOSS_NAMES = {"bpr": "BPR", "ssm": "SSM", "directau": "DirectAU", "mawu": "MAWU"}
 METHOD_OF_EXPERIMENT = {"table1_wd": "tuned_wd", "table1_prism": "prism"}
-RUN_COLUMNS = ["experiment", "dataset", "run", "backbone", "loss", "decay", "weight_decay", "init", "alpha", "gamma", "lr",
-               "seed", "best_epoch", "epochs_run", "stop_reason", "diverged", "val_ndcg", "test_ndcg", "test_ndcg_popular",
-               "test_ndcg_neutral", "test_ndcg_unpopular", "train_seconds"]
+RUN_COLUMNS = [
+    "experiment",
+    "dataset",
+    "run",
+    "backbone",
+    "loss",
+    "decay",
+    "weight_decay",
+    "init",
+    "alpha",
+    "gamma",
+    "lr",
+    "seed",
+    "best_epoch",
+    "epochs_run",
+    "stop_reason",
+    "diverged",
+    "val_ndcg",
+    "test_ndcg",
+    "test_ndcg_popular",
+    "test_ndcg_neutral",
+    "test_ndcg_unpopular",
+    "train_seconds",
+]
 
 
 def published(name: str) -> pd.DataFrame:
@@ -55,27 +75,53 @@ def table1(metrics: pd.DataFrame) -> pd.DataFrame:
     frame["backbone"] = frame["backbone"].map(BACKBONE_NAMES)
     frame["loss"] = frame["loss"].map(LOSS_NAMES)
     keys = ["backbone", "loss", "dataset", "method"]
-    ours = frame.groupby(keys, sort=False).agg(
-        ndcg20_mean=("test_ndcg", "mean"), ndcg20_std=("test_ndcg", lambda s: s.std(ddof=1) if len(s) > 1 else 0.0),
-        seeds=("seed", "nunique"), lr=("lr", "first"), weight_decay=("weight_decay", "first"), gamma=("gamma", "first"),
-        best_epoch=("best_epoch", "mean"),
-    ).reset_index()
-    paper = published("table1").rename(columns={"ndcg20_mean": "paper_mean", "ndcg20_std": "paper_std"})
+    ours = (
+        frame.groupby(keys, sort=False)
+        .agg(
+            ndcg20_mean=("test_ndcg", "mean"),
+            ndcg20_std=("test_ndcg", lambda s: s.std(ddof=1) if len(s) > 1 else 0.0),
+            seeds=("seed", "nunique"),
+            lr=("lr", "first"),
+            weight_decay=("weight_decay", "first"),
+            gamma=("gamma", "first"),
+            best_epoch=("best_epoch", "mean"),
+        )
+        .reset_index()
+    )
+    paper = published("table1").rename(
+        columns={"ndcg20_mean": "paper_mean", "ndcg20_std": "paper_std"}
+    )
     table = ours.merge(paper, on=keys, how="left")
     table["diff"] = table["ndcg20_mean"] - table["paper_mean"]
     pct = []
-    for (backbone, loss, dataset), cell in table.groupby(["backbone", "loss", "dataset"], sort=False):
+    for (backbone, loss, dataset), cell in table.groupby(
+        ["backbone", "loss", "dataset"], sort=False
+    ):
         by = cell.set_index("method")
         if {"prism", "tuned_wd"} <= set(by.index):
-            pct.append({"backbone": backbone, "loss": loss, "dataset": dataset, "method": "pct_diff",
-                        "ndcg20_mean": percent_diff(by.at["prism", "ndcg20_mean"], by.at["tuned_wd", "ndcg20_mean"]),
-                        "paper_mean": percent_diff(by.at["prism", "paper_mean"], by.at["tuned_wd", "paper_mean"])})
+            pct.append(
+                {
+                    "backbone": backbone,
+                    "loss": loss,
+                    "dataset": dataset,
+                    "method": "pct_diff",
+                    "ndcg20_mean": percent_diff(
+                        by.at["prism", "ndcg20_mean"], by.at["tuned_wd", "ndcg20_mean"]
+                    ),
+                    "paper_mean": percent_diff(
+                        by.at["prism", "paper_mean"], by.at["tuned_wd", "paper_mean"]
+                    ),
+                }
+            )
     if pct:
         pct = pd.DataFrame(pct)
         pct["diff"] = pct["ndcg20_mean"] - pct["paper_mean"]
         table = pd.concat([table, pct], ignore_index=True)
     order = {"tuned_wd": 0, "prism": 1, "pct_diff": 2}
-    table = table.sort_values(["backbone", "loss", "dataset", "method"], key=lambda s: s.map(order) if s.name == "method" else s)
+    table = table.sort_values(
+        ["backbone", "loss", "dataset", "method"],
+        key=lambda s: s.map(order) if s.name == "method" else s,
+    )
     return table.reset_index(drop=True)
 
 
@@ -92,14 +138,27 @@ def table1_display(table: pd.DataFrame) -> pd.DataFrame:
         row = {"backbone": backbone, "loss": loss, "method": method}
         for r in part.itertuples():
             if method == "pct_diff":
-                row[r.dataset] = f"{r.ndcg20_mean:+.2f} % ({r.paper_mean:+.2f} %)" if pd.notna(r.paper_mean) else f"{r.ndcg20_mean:+.2f} %"
+                row[r.dataset] = (
+                    f"{r.ndcg20_mean:+.2f} % ({r.paper_mean:+.2f} %)"
+                    if pd.notna(r.paper_mean)
+                    else f"{r.ndcg20_mean:+.2f} %"
+                )
             else:
-                row[r.dataset] = f"{_cell(r.ndcg20_mean, r.ndcg20_std)} ({_cell(r.paper_mean, r.paper_std)})"
+                row[r.dataset] = (
+                    f"{_cell(r.ndcg20_mean, r.ndcg20_std)} ({_cell(r.paper_mean, r.paper_std)})"
+                )
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def write_table(table: pd.DataFrame, csv: Path, md: Path, tex: Path, title: str, display: pd.DataFrame | None = None) -> None:
+def write_table(
+    table: pd.DataFrame,
+    csv: Path,
+    md: Path,
+    tex: Path,
+    title: str,
+    display: pd.DataFrame | None = None,
+) -> None:
     shown = table if display is None else display
     write_text(table.to_csv(index=False), csv)
     write_text(f"# {title}\n\n" + shown.to_markdown(index=False, floatfmt=".4g") + "\n", md)
@@ -108,8 +167,16 @@ def write_table(table: pd.DataFrame, csv: Path, md: Path, tex: Path, title: str,
 
 
 TABLES = {
-    "runs": (runs_table, None, "Every final training run: settings, early stopping and test NDCG@20"),
-    "table1": (table1, table1_display, "Table 1: test NDCG@20, tuned weight decay vs PRISM (alpha 1, no decay); ours (paper)"),
+    "runs": (
+        runs_table,
+        None,
+        "Every final training run: settings, early stopping and test NDCG@20",
+    ),
+    "table1": (
+        table1,
+        table1_display,
+        "Table 1: test NDCG@20, tuned weight decay vs PRISM (alpha 1, no decay); ours (paper)",
+    ),
 }
 
 
@@ -118,12 +185,24 @@ def _command(args: argparse.Namespace) -> None:
     if args.table == "claims":
         from prism_repro.claims import claims_table
 
-        norms = pd.concat([pd.read_parquet(p) for p in args.norms], ignore_index=True) if args.norms else pd.DataFrame()
-        write_table(claims_table(metrics, norms), args.out_csv, args.out_md, args.out_tex, "Headline claims: ours against the paper's")
+        norms = (
+            pd.concat([pd.read_parquet(p) for p in args.norms], ignore_index=True)
+            if args.norms
+            else pd.DataFrame()
+        )
+        write_table(
+            claims_table(metrics, norms),
+            args.out_csv,
+            args.out_md,
+            args.out_tex,
+            "Headline claims: ours against the paper's",
+        )
         return
     build, display, title = TABLES[args.table]
     table = build(metrics)
-    write_table(table, args.out_csv, args.out_md, args.out_tex, title, display(table) if display else None)
+    write_table(
+        table, args.out_csv, args.out_md, args.out_tex, title, display(table) if display else None
+    )
 
 
 def register(sub) -> None:

@@ -48,7 +48,9 @@ class EngineConfig:
     device: str = "auto"
     negatives: int | None = None  # None: the loss's default (SSM 10, BPR 1)
     negative_sampling: str = "batch"  # batch (released code) | all
-    uniformity_rows: str = "unique"  # unique (released PRISM code) | interactions (official DirectAU/MAWU)
+    uniformity_rows: str = (
+        "unique"  # unique (released PRISM code) | interactions (official DirectAU/MAWU)
+    )
     nlmf_relu: bool = True  # paper: ReLU; released code: none
     ssm_temperature: float = 0.2
     cosine_validation: bool = False
@@ -96,7 +98,14 @@ class RunState:
 
 
 class Trainer:
-    def __init__(self, spec: RunSpec, data: SplitData, cfg: EngineConfig, dataset: str, work_dir: Path | None = None):
+    def __init__(
+        self,
+        spec: RunSpec,
+        data: SplitData,
+        cfg: EngineConfig,
+        dataset: str,
+        work_dir: Path | None = None,
+    ):
         self.spec, self.data, self.cfg, self.dataset = spec, data, cfg, dataset
         self.work_dir = Path(work_dir) if work_dir else None
         self.device = resolve_device(cfg.device)
@@ -106,19 +115,39 @@ class Trainer:
         if self.loss_spec.negatives == 0:
             self.num_negatives = 0
 
-        init_gen = torch.Generator().manual_seed(spec.seed)  # init on CPU: same weights on any device
+        init_gen = torch.Generator().manual_seed(
+            spec.seed
+        )  # init on CPU: same weights on any device
         train_edges = torch.from_numpy(data.train.T.copy())
-        self.model = build_encoder(spec.backbone, data.num_users, data.num_items, cfg.dim, train_edges=train_edges, relu=cfg.nlmf_relu, generator=init_gen)
+        self.model = build_encoder(
+            spec.backbone,
+            data.num_users,
+            data.num_items,
+            cfg.dim,
+            train_edges=train_edges,
+            relu=cfg.nlmf_relu,
+            generator=init_gen,
+        )
         if spec.init == "prism":
-            prism_init_(self.model.user_emb.weight, torch.from_numpy(data.user_degree), spec.alpha, init_gen)
-            prism_init_(self.model.item_emb.weight, torch.from_numpy(data.item_degree), spec.alpha, init_gen)
-        self.margins = MawuMargins(data.num_users, data.num_items, generator=init_gen) if self.loss_spec.needs_margins else None
+            prism_init_(
+                self.model.user_emb.weight, torch.from_numpy(data.user_degree), spec.alpha, init_gen
+            )
+            prism_init_(
+                self.model.item_emb.weight, torch.from_numpy(data.item_degree), spec.alpha, init_gen
+            )
+        self.margins = (
+            MawuMargins(data.num_users, data.num_items, generator=init_gen)
+            if self.loss_spec.needs_margins
+            else None
+        )
         self.model.to(self.device)
         params = list(self.model.parameters())
         if self.margins is not None:
             self.margins.to(self.device)
             params += list(self.margins.parameters())
-        self.optimizer = make_adam(params, spec.lr, optimizer_weight_decay(spec.decay, spec.weight_decay), self.device)
+        self.optimizer = make_adam(
+            params, spec.lr, optimizer_weight_decay(spec.decay, spec.weight_decay), self.device
+        )
         self.sample_gen = torch.Generator(device=self.device).manual_seed(spec.seed + 1)
 
         self.train_users = torch.from_numpy(data.train[:, 0]).to(self.device)
@@ -127,7 +156,9 @@ class Trainer:
         self.val_sets = UserItemSets(data.val, data.num_users, self.device)
         self.item_stratum = torch.from_numpy(data.item_stratum.astype(np.int64)).to(self.device)
         self.state = RunState()
-        needs_distinct_rows = (self.loss_spec.needs_uniformity_rows and cfg.uniformity_rows == "unique") or spec.decay == BATCH_ROW_DECAY
+        needs_distinct_rows = (
+            self.loss_spec.needs_uniformity_rows and cfg.uniformity_rows == "unique"
+        ) or spec.decay == BATCH_ROW_DECAY
         self.encode_distinct = needs_distinct_rows or not self.model.gathers_rows
 
     # -- one epoch --------------------------------------------------------------------------
@@ -137,7 +168,13 @@ class Trainer:
         neg = None
         batch_items = items
         if self.num_negatives:
-            neg = sample_negatives(items, self.data.num_items, self.num_negatives, self.sample_gen, self.cfg.negative_sampling)
+            neg = sample_negatives(
+                items,
+                self.data.num_items,
+                self.num_negatives,
+                self.sample_gen,
+                self.cfg.negative_sampling,
+            )
             batch_items = torch.cat([items, neg.flatten()])
         if self.encode_distinct:
             # the loss or the decay needs the batch's distinct rows (or the encoder costs per row):
@@ -146,7 +183,10 @@ class Trainer:
             uniq_items, inv_items = unique_ids(batch_items, self.data.num_items)
             user_out, item_out = self.model.encode(uniq_users, uniq_items)
             # index_select rather than x[idx]: a deterministic backward on CPU (same seed, same bits)
-            user_rows, item_rows = user_out.index_select(0, inv_users), item_out.index_select(0, inv_items)
+            user_rows, item_rows = (
+                user_out.index_select(0, inv_users),
+                item_out.index_select(0, inv_items),
+            )
         else:  # a plain row gather: one gather per table, one scatter in its backward
             user_rows, item_rows = self.model.encode(users, batch_items)
             # no distinct rows here: the decay term is zero and any uniformity is per interaction
@@ -161,7 +201,9 @@ class Trainer:
         if self.margins is not None:
             batch.user_margin, batch.item_margin = self.margins(users, items)
         loss = compute_loss(self.spec.loss, batch, **self.hparams)
-        return loss + batch_decay_penalty(self.spec.decay, self.spec.weight_decay, user_out, item_out)
+        return loss + batch_decay_penalty(
+            self.spec.decay, self.spec.weight_decay, user_out, item_out
+        )
 
     def train_epoch(self) -> float:
         self.model.train()
@@ -183,7 +225,12 @@ class Trainer:
             total += value
             batches += 1
             if show:
-                print(f"\r  epoch {self.state.epoch + 1} batch {b + 1}/{num_batches} loss {value:.4f}", end="", file=sys.stderr, flush=True)
+                print(
+                    f"\r  epoch {self.state.epoch + 1} batch {b + 1}/{num_batches} loss {value:.4f}",
+                    end="",
+                    file=sys.stderr,
+                    flush=True,
+                )
         if show:
             print("\r", end="", file=sys.stderr)
         return total / max(batches, 1)
@@ -193,7 +240,16 @@ class Trainer:
         with torch.no_grad():
             user_out, item_out = self.model()
             scores = ("dot", "cosine") if self.cfg.cosine_validation else ("dot",)
-            result = evaluate_rankings(user_out, item_out, self.val_sets, [self.train_sets], self.item_stratum, self.cfg.k, scores, strata=False)
+            result = evaluate_rankings(
+                user_out,
+                item_out,
+                self.val_sets,
+                [self.train_sets],
+                self.item_stratum,
+                self.cfg.k,
+                scores,
+                strata=False,
+            )
         out = {"val_ndcg": result["dot"]["ndcg"]}
         if "cosine" in result:
             out["val_ndcg_cosine"] = result["cosine"]["ndcg"]
@@ -230,7 +286,9 @@ class Trainer:
         if self.margins is not None:
             self.margins.load_state_dict(payload["margins"])
         self.optimizer.load_state_dict(payload["optimizer"])
-        self.sample_gen.set_state(payload["sample_gen"].cpu() if self.device.type == "cpu" else payload["sample_gen"])
+        self.sample_gen.set_state(
+            payload["sample_gen"].cpu() if self.device.type == "cpu" else payload["sample_gen"]
+        )
         self.state = RunState(**payload["state"], best_state=payload["best_state"])
         log.info("resumed from %s at epoch %d", path, self.state.epoch)
         return True
@@ -240,7 +298,11 @@ class Trainer:
         """Train until early stopping, max epochs or divergence (``stop_after``: for tests)."""
         self.load_checkpoint()
         st = self.state
-        while st.epoch < self.cfg.max_epochs and st.bad_epochs < self.cfg.patience and st.diverged_epoch is None:
+        while (
+            st.epoch < self.cfg.max_epochs
+            and st.bad_epochs < self.cfg.patience
+            and st.diverged_epoch is None
+        ):
             if stop_after is not None and st.epoch >= stop_after:
                 return st
             t0 = time.perf_counter()
@@ -248,24 +310,48 @@ class Trainer:
             st.epoch += 1
             if not math.isfinite(loss):
                 st.diverged_epoch, st.stop_reason = st.epoch, "diverged"
-                st.rows.append({"epoch": st.epoch, "loss": loss, "val_ndcg": float("nan"), "val_ndcg_cosine": float("nan"), "seconds": time.perf_counter() - t0})
+                st.rows.append(
+                    {
+                        "epoch": st.epoch,
+                        "loss": loss,
+                        "val_ndcg": float("nan"),
+                        "val_ndcg_cosine": float("nan"),
+                        "seconds": time.perf_counter() - t0,
+                    }
+                )
                 log.warning("epoch %d: loss is %s, stopping (diverged)", st.epoch, loss)
                 break
             train_seconds = time.perf_counter() - t0
             metrics = self.validate()
-            row = {"epoch": st.epoch, "loss": loss, "val_ndcg": metrics["val_ndcg"], "val_ndcg_cosine": metrics.get("val_ndcg_cosine", float("nan")), "seconds": time.perf_counter() - t0}
+            row = {
+                "epoch": st.epoch,
+                "loss": loss,
+                "val_ndcg": metrics["val_ndcg"],
+                "val_ndcg_cosine": metrics.get("val_ndcg_cosine", float("nan")),
+                "seconds": time.perf_counter() - t0,
+            }
             st.rows.append(row)
             if metrics["val_ndcg"] > st.best_ndcg:
                 st.best_ndcg, st.best_epoch, st.bad_epochs = metrics["val_ndcg"], st.epoch, 0
                 st.best_state = {k: v.detach().clone() for k, v in self._full_state().items()}
             else:
                 st.bad_epochs += 1
-            log.info("epoch %d loss %.5f val_ndcg@%d %.5f%s train %.2fs total %.2fs", st.epoch, loss, self.cfg.k, metrics["val_ndcg"],
-                     f" cosine {metrics['val_ndcg_cosine']:.5f}" if "val_ndcg_cosine" in metrics else "", train_seconds, row["seconds"])
+            log.info(
+                "epoch %d loss %.5f val_ndcg@%d %.5f%s train %.2fs total %.2fs",
+                st.epoch,
+                loss,
+                self.cfg.k,
+                metrics["val_ndcg"],
+                f" cosine {metrics['val_ndcg_cosine']:.5f}" if "val_ndcg_cosine" in metrics else "",
+                train_seconds,
+                row["seconds"],
+            )
             if st.epoch % self.cfg.checkpoint_every == 0:
                 self.save_checkpoint()
         if st.diverged_epoch is None:
-            st.stop_reason = "early_stopping" if st.bad_epochs >= self.cfg.patience else "max_epochs"
+            st.stop_reason = (
+                "early_stopping" if st.bad_epochs >= self.cfg.patience else "max_epochs"
+            )
         return st
 
     def _full_state(self) -> dict:
@@ -275,7 +361,9 @@ class Trainer:
         return state
 
 
-def train_run(spec: RunSpec, data: SplitData, cfg: EngineConfig, dataset: str, work_dir: Path | None = None) -> tuple[RunState, Trainer]:
+def train_run(
+    spec: RunSpec, data: SplitData, cfg: EngineConfig, dataset: str, work_dir: Path | None = None
+) -> tuple[RunState, Trainer]:
     trainer = Trainer(spec, data, cfg, dataset, work_dir)
     return trainer.fit(), trainer
 
@@ -284,48 +372,92 @@ def _command(args: argparse.Namespace) -> None:
     spec = RunSpec.parse(args.run)
     batch_size = dict(pair.split("=") for pair in args.batch_size)
     cfg = EngineConfig(
-        dim=args.dim, max_epochs=args.max_epochs, patience=args.patience, batch_size=int(batch_size[spec.loss]),
-        k=args.k, device=args.device, negatives=args.negatives, negative_sampling=args.negative_sampling,
-        uniformity_rows=args.uniformity_rows, nlmf_relu=args.nlmf_relu, ssm_temperature=args.ssm_temperature,
-        cosine_validation=args.cosine_validation, checkpoint_every=args.checkpoint_every,
+        dim=args.dim,
+        max_epochs=args.max_epochs,
+        patience=args.patience,
+        batch_size=int(batch_size[spec.loss]),
+        k=args.k,
+        device=args.device,
+        negatives=args.negatives,
+        negative_sampling=args.negative_sampling,
+        uniformity_rows=args.uniformity_rows,
+        nlmf_relu=args.nlmf_relu,
+        ssm_temperature=args.ssm_temperature,
+        cosine_validation=args.cosine_validation,
+        checkpoint_every=args.checkpoint_every,
     )
     data = load_split(args.split, args.degrees)
     work_dir = args.work_dir or args.out_model.parent / "work"
     t0 = time.perf_counter()
     trainer = Trainer(spec, data, cfg, args.dataset, work_dir)
-    log.info("run %s on %s: %d users, %d items, %d train interactions, device %s", spec.run_id, args.dataset, data.num_users, data.num_items, len(data.train), trainer.device)
+    log.info(
+        "run %s on %s: %d users, %d items, %d train interactions, device %s",
+        spec.run_id,
+        args.dataset,
+        data.num_users,
+        data.num_items,
+        len(data.train),
+        trainer.device,
+    )
     state = trainer.fit()
     wall = time.perf_counter() - t0
     best = state.best_state if state.best_state is not None else trainer._full_state()
     summary = {
-        "dataset": args.dataset, "run": spec.run_id, **spec.as_dict(), "engine": asdict(cfg),
-        "best_epoch": state.best_epoch, "epochs_run": state.epoch, "best_val_ndcg": state.best_ndcg if state.best_epoch else float("nan"),
-        "stop_reason": state.stop_reason, "diverged": state.diverged_epoch is not None, "diverged_epoch": state.diverged_epoch,
+        "dataset": args.dataset,
+        "run": spec.run_id,
+        **spec.as_dict(),
+        "engine": asdict(cfg),
+        "best_epoch": state.best_epoch,
+        "epochs_run": state.epoch,
+        "best_val_ndcg": state.best_ndcg if state.best_epoch else float("nan"),
+        "stop_reason": state.stop_reason,
+        "diverged": state.diverged_epoch is not None,
+        "diverged_epoch": state.diverged_epoch,
         # epoch times summed over every process that worked on the run (a resumed run included)
-        "train_seconds": float(sum(row["seconds"] for row in state.rows)), "process_seconds": wall,
-        "device": str(trainer.device), **provenance(),
+        "train_seconds": float(sum(row["seconds"] for row in state.rows)),
+        "process_seconds": wall,
+        "device": str(trainer.device),
+        **provenance(),
     }
-    epochs = pd.DataFrame(state.rows, columns=["epoch", "loss", "val_ndcg", "val_ndcg_cosine", "seconds"])
+    epochs = pd.DataFrame(
+        state.rows, columns=["epoch", "loss", "val_ndcg", "val_ndcg_cosine", "seconds"]
+    )
     write_parquet(epochs.assign(run=spec.run_id, dataset=args.dataset), args.out_epochs)
     with atomic_path(args.out_model) as tmp:
         torch.save({"state": {k: v.cpu() for k, v in best.items()}, "summary": summary}, tmp)
-    trainer.model.load_state_dict({k.removeprefix("model."): v for k, v in best.items() if k.startswith("model.")})
-    metrics = write_run_results(trainer.model.eval(), summary, data, cfg.k, trainer.device, args.out_metrics, args.out_norms)
+    trainer.model.load_state_dict(
+        {k.removeprefix("model."): v for k, v in best.items() if k.startswith("model.")}
+    )
+    metrics = write_run_results(
+        trainer.model.eval(), summary, data, cfg.k, trainer.device, args.out_metrics, args.out_norms
+    )
     if trainer.checkpoint_path and trainer.checkpoint_path.exists():
         trainer.checkpoint_path.unlink()
         try:
             trainer.checkpoint_path.parent.rmdir()
         except OSError:
             pass
-    log.info("done: %s after %d epochs (best %d, val ndcg %.5f) in %.1fs; test ndcg %.5f", state.stop_reason, state.epoch,
-             state.best_epoch, summary["best_val_ndcg"], wall, metrics["test_ndcg"])
+    log.info(
+        "done: %s after %d epochs (best %d, val ndcg %.5f) in %.1fs; test ndcg %.5f",
+        state.stop_reason,
+        state.epoch,
+        state.best_epoch,
+        summary["best_val_ndcg"],
+        wall,
+        metrics["test_ndcg"],
+    )
 
 
 def add_engine_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dim", type=int, default=64)
     p.add_argument("--max-epochs", type=int, default=1000)
     p.add_argument("--patience", type=int, default=10)
-    p.add_argument("--batch-size", nargs="+", default=["bpr=16384", "ssm=16384", "directau=4096", "mawu=4096"], help="per loss, e.g. bpr=16384")
+    p.add_argument(
+        "--batch-size",
+        nargs="+",
+        default=["bpr=16384", "ssm=16384", "directau=4096", "mawu=4096"],
+        help="per loss, e.g. bpr=16384",
+    )
     p.add_argument("--k", type=int, default=20)
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     p.add_argument("--negatives", type=int, default=None)
@@ -338,7 +470,9 @@ def add_engine_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("train", help="train and evaluate one run (resumes from its work folder's checkpoint)")
+    p = sub.add_parser(
+        "train", help="train and evaluate one run (resumes from its work folder's checkpoint)"
+    )
     p.add_argument("--run", required=True, help="run id, e.g. mf_bpr_full1e-06_xavier_lr0.001_s123")
     p.add_argument("--dataset", required=True)
     p.add_argument("--split", type=Path, required=True)
@@ -347,6 +481,11 @@ def register(sub) -> None:
     p.add_argument("--out-epochs", type=Path, required=True)
     p.add_argument("--out-metrics", type=Path, required=True)
     p.add_argument("--out-norms", type=Path, required=True)
-    p.add_argument("--work-dir", type=Path, default=None, help="checkpoint folder (default: <out-model folder>/work)")
+    p.add_argument(
+        "--work-dir",
+        type=Path,
+        default=None,
+        help="checkpoint folder (default: <out-model folder>/work)",
+    )
     add_engine_arguments(p)
     p.set_defaults(func=_command)

@@ -28,9 +28,10 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable, Mapping
+from typing import BinaryIO
 
 from prism_repro.cli import UserError
 from prism_repro.io import atomic_path
@@ -50,7 +51,7 @@ class Checksum:
     hexdigest: str
 
     @classmethod
-    def parse(cls, text: str) -> "Checksum":
+    def parse(cls, text: str) -> Checksum:
         kind, _, hexdigest = text.partition(":")
         hexdigest = hexdigest.lower()
         if (

@@ -19,7 +19,9 @@ SCHEMA = pa.schema([("user", pa.int64()), ("item", pa.int64())])
 
 def finalize_interactions(users: np.ndarray, items: np.ndarray) -> tuple[pd.DataFrame, dict]:
     """Drop duplicate pairs and remap ids to contiguous ranges (order of first appearance by id)."""
-    frame = pd.DataFrame({"user": np.asarray(users, dtype=np.int64), "item": np.asarray(items, dtype=np.int64)})
+    frame = pd.DataFrame(
+        {"user": np.asarray(users, dtype=np.int64), "item": np.asarray(items, dtype=np.int64)}
+    )
     frame = frame.drop_duplicates()
     user_ids, user_codes = np.unique(frame["user"].to_numpy(), return_inverse=True)
     item_ids, item_codes = np.unique(frame["item"].to_numpy(), return_inverse=True)

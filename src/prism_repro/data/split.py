@@ -21,7 +21,9 @@ STRATA = ("popular", "neutral", "unpopular")
 STRATA_FRACTIONS = (0.05, 0.15, 0.80)
 
 
-def split_codes(num_interactions: int, fractions: tuple[float, float, float], seed: int) -> np.ndarray:
+def split_codes(
+    num_interactions: int, fractions: tuple[float, float, float], seed: int
+) -> np.ndarray:
     """0/1/2 (train/val/test) per interaction; sizes are round(n * fraction) for val and test."""
     if abs(sum(fractions) - 1.0) > 1e-9:
         raise ValueError(f"split fractions must sum to 1, got {fractions}")
@@ -64,14 +66,27 @@ class SplitData:
     item_stratum: np.ndarray  # 0 popular, 1 neutral, 2 unpopular
 
 
-def split_in_memory(pairs: np.ndarray, num_users: int, num_items: int, seed: int,
-                    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)) -> SplitData:
+def split_in_memory(
+    pairs: np.ndarray,
+    num_users: int,
+    num_items: int,
+    seed: int,
+    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+) -> SplitData:
     """The same split, train degrees and strata as the rules make, without files (tests, benchmarks)."""
     codes = split_codes(len(pairs), fractions, seed)
     train = pairs[codes == 0]
     item_degree = np.bincount(train[:, 1], minlength=num_items)
-    return SplitData(num_users, num_items, train, pairs[codes == 1], pairs[codes == 2],
-                     np.bincount(train[:, 0], minlength=num_users), item_degree, popularity_strata(item_degree))
+    return SplitData(
+        num_users,
+        num_items,
+        train,
+        pairs[codes == 1],
+        pairs[codes == 2],
+        np.bincount(train[:, 0], minlength=num_users),
+        item_degree,
+        popularity_strata(item_degree),
+    )
 
 
 def load_split(split_path: Path, degrees_path: Path) -> SplitData:
@@ -98,7 +113,9 @@ def _split_command(args: argparse.Namespace) -> None:
     frame, meta = read_interactions(args.inp)
     codes = split_codes(len(frame), tuple(args.fractions), args.seed)
     out = frame.assign(split=codes)
-    write_parquet(out, args.out, metadata={**meta, "seed": args.seed, "fractions": list(args.fractions)})
+    write_parquet(
+        out, args.out, metadata={**meta, "seed": args.seed, "fractions": list(args.fractions)}
+    )
 
 
 def _degrees_command(args: argparse.Namespace) -> None:
@@ -107,11 +124,29 @@ def _degrees_command(args: argparse.Namespace) -> None:
     train = frame[frame["split"] == 0]
     user_deg = np.bincount(train["user"], minlength=meta["num_users"])
     item_deg = np.bincount(train["item"], minlength=meta["num_items"])
-    strata_deg = item_deg if args.strata_degrees == "train" else np.bincount(frame["item"], minlength=meta["num_items"])
+    strata_deg = (
+        item_deg
+        if args.strata_degrees == "train"
+        else np.bincount(frame["item"], minlength=meta["num_items"])
+    )
     table = pd.concat(
         [
-            pd.DataFrame({"node": "user", "id": np.arange(meta["num_users"]), "degree": user_deg, "stratum": -1}),
-            pd.DataFrame({"node": "item", "id": np.arange(meta["num_items"]), "degree": item_deg, "stratum": popularity_strata(strata_deg)}),
+            pd.DataFrame(
+                {
+                    "node": "user",
+                    "id": np.arange(meta["num_users"]),
+                    "degree": user_deg,
+                    "stratum": -1,
+                }
+            ),
+            pd.DataFrame(
+                {
+                    "node": "item",
+                    "id": np.arange(meta["num_items"]),
+                    "degree": item_deg,
+                    "stratum": popularity_strata(strata_deg),
+                }
+            ),
         ],
         ignore_index=True,
     ).astype({"id": "int64", "degree": "int64", "stratum": "int8"})

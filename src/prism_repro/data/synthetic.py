@@ -15,12 +15,18 @@ import numpy as np
 
 from prism_repro.io import write_text
 
-
 PREFERENCE_STRENGTH = 4.0  # scale of taste affinities against log popularity (a few nats)
 
 
-def generate(users: int, items: int, interactions_per_user: int, zipf_exponent: float, latent_dim: int, seed: int,
-             preference_strength: float = PREFERENCE_STRENGTH) -> list[np.ndarray]:
+def generate(
+    users: int,
+    items: int,
+    interactions_per_user: int,
+    zipf_exponent: float,
+    latent_dim: int,
+    seed: int,
+    preference_strength: float = PREFERENCE_STRENGTH,
+) -> list[np.ndarray]:
     """Per user, a sorted array of distinct item ids.
 
     Choices follow softmax(log popularity + affinity): with affinities much weaker than the
@@ -49,7 +55,14 @@ def to_lightgcn_text(baskets: list[np.ndarray]) -> str:
 
 
 def _command(args: argparse.Namespace) -> None:
-    baskets = generate(args.users, args.items, args.interactions_per_user, args.zipf_exponent, args.latent_dim, args.seed)
+    baskets = generate(
+        args.users,
+        args.items,
+        args.interactions_per_user,
+        args.zipf_exponent,
+        args.latent_dim,
+        args.seed,
+    )
     write_text(to_lightgcn_text(baskets), args.out_train)
     write_text("", args.out_test)
 
