@@ -188,7 +188,9 @@ def preset_datasets():
 def run_data_file(wildcards, stem):
     spec = RunSpec.parse(wildcards.run)
     folder = data_variant(config, spec.variant)
-    return f"results/{wildcards.preset}/data/{wildcards.dataset}/{folder}/{stem}_s{spec.seed}.parquet"
+    return (
+        f"results/{wildcards.preset}/data/{wildcards.dataset}/{folder}/{stem}_s{spec.seed}.parquet"
+    )
 
 
 def run_split(wildcards):

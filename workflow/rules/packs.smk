@@ -1,6 +1,5 @@
 from prism_repro import grid as _grid
 
-
 # Packing on a cluster (docs/cluster.md): the group of the train rule. Runs go N to a group id
 # (N: the profile's `group-components: runs: N`) and Snakemake submits each id as one job. Each id
 # is a fixed set of runs, chosen when a run enters the DAG: Snakemake regroups whenever a
