@@ -154,9 +154,14 @@ def test_alpha_claims_without_runs_or_a_shared_dataset_are_not_run():
     assert verdicts(alpha_claims(elsewhere)) == [NOT_RUN] * 2
 
 
+def directau(backbone: str, decay: str, wd: float, seed: int) -> str:
+    """The run id of DirectAU (gamma 1, lr 0.01, Xavier) at a weight decay (0: no decay)."""
+    return RunSpec.make(backbone, "directau", decay, wd, "xavier", 0, 0.01, seed, gamma=1).run_id
+
+
 def batched_metrics(ndcg_by_wd: dict, dataset="Gowalla") -> list:
     return [
-        run_row("fig3", f"mf_directau-g1_batched{wd:g}_xavier_lr0.01_s123", dataset, test_ndcg=v)
+        run_row("fig3", directau("mf", "batched", wd, 123), dataset, test_ndcg=v)
         for wd, v in ndcg_by_wd.items()
     ]
 
@@ -178,7 +183,7 @@ def test_batched_claim_both_ways_and_not_run():
 def lightgcn_metrics(ndcg_by_wd: dict) -> pd.DataFrame:
     return pd.DataFrame(
         [
-            run_row("fig8", f"lightgcn_directau-g1_full{wd:g}_xavier_lr0.01_s{seed}", test_ndcg=v)
+            run_row("fig8", directau("lightgcn", "full", wd, seed), test_ndcg=v)
             for wd, values in ndcg_by_wd.items()
             for seed, v in zip((123, 246), values)
         ]

@@ -103,7 +103,7 @@ def test_loss_that_turns_nan_is_reported_as_diverged(data, monkeypatch):
 
 def test_early_stopping_keeps_the_best_epoch(data):
     cfg = EngineConfig(dim=16, max_epochs=200, patience=3, batch_size=512, device="cpu")
-    trainer, state = fit(data, "mf_bpr_none_xavier_lr0.05_s2", cfg)
+    trainer, state = fit(data, "mf_bpr_none_xavier_lr0.1_s2", cfg)
     assert state.stop_reason == "early_stopping"
     assert state.epoch == state.best_epoch + 3
     assert state.best_ndcg == max(r["val_ndcg"] for r in state.rows)
@@ -238,7 +238,7 @@ def test_the_evaluated_model_is_the_best_epochs_not_the_last(data, tmp_path):
     assert main(["split", "--in", str(tmp_path / "interactions.parquet"), "--out",
                  str(files["split"]), "--seed", "1"]) == 0  # fmt: skip
     assert main(["degrees", "--in", str(files["split"]), "--out", str(files["degrees"])]) == 0
-    run = "mf_bpr_none_xavier_lr0.05_s2"
+    run = "mf_bpr_none_xavier_lr0.1_s2"
     args = ["train", "--run", run, "--dataset", "Synthetic", "--split", str(files["split"])]
     args += ["--degrees", str(files["degrees"]), "--out-model", str(tmp_path / "model.pt")]
     args += ["--out-epochs", str(tmp_path / "epochs.parquet"), "--out-metrics"]

@@ -6,7 +6,6 @@ patience 10 on validation NDCG@20, batch 16384 (BPR, SSM) and 4096 (DirectAU, MA
 changing a value changes a run count below, and fails.
 """
 
-import itertools
 from pathlib import Path
 
 import pandas as pd
@@ -14,7 +13,7 @@ import pytest
 import yaml
 
 from prism_repro.config import resolve_config
-from prism_repro.runspec import RunSpec
+from prism_repro.grid import all_candidate_runs, candidate_runs, experiment_runs
 from prism_repro.selection import group_columns
 
 REPO = Path(__file__).resolve().parents[1]
@@ -24,6 +23,8 @@ WD = [0.0, 1e-8, 1e-6, 1e-4]
 LR = [0.1, 0.01, 0.001]
 GAMMA = [1.0, 2.0, 5.0]
 SEEDS = [123, 246, 492]
+# MAWU's gammas: tuned on MovieLens1M only (Appendix B.1); the published values elsewhere
+MAWU_TUNING = {"MovieLens1M": {"gamma_user": [0.5, 1.0, 2.0], "gamma_item": [0.5, 1.0, 2.0]}}
 
 
 @pytest.fixture(scope="module")
@@ -32,34 +33,13 @@ def paper():
     return resolve_config(config, SCHEMA, {"preset": "paper"})
 
 
-def expand(exp: dict, seeds=None) -> list[tuple[str, RunSpec]]:
-    """(dataset, RunSpec) of every grid point, as the workflow expands an experiment."""
-    runs = []
-    for dataset, backbone, loss, decay, wd, init, lr, seed in itertools.product(
-        exp["datasets"],
-        exp["backbones"],
-        exp["losses"],
-        exp["decay"],
-        exp["weight_decay"],
-        exp["init"],
-        exp["lr"],
-        exp["seeds"] if seeds is None else seeds,
-    ):
-        for alpha in exp["alpha"] if init == "prism" else [0.0]:
-            for gamma in exp["gamma"] if loss == "directau" else [1.0]:
-                runs.append(
-                    (dataset, RunSpec(backbone, loss, decay, wd, init, alpha, lr, seed, gamma))
-                )
-    return list(dict.fromkeys(runs))
-
-
-def run_counts(exp: dict) -> tuple[int, int]:
+def run_counts(config: dict, name: str) -> tuple[int, int]:
     """(candidate runs, final runs): a tuned experiment trains its grid with the first seed, then
     one setting per group of untuned axes with every seed; an untuned one, its grid x seeds."""
+    exp = config["experiments"][name]
+    candidates = candidate_runs(config, name)
     if not exp["tune"]:
-        n = len(expand(exp))
-        return n, n
-    candidates = expand(exp, exp["seeds"][:1])
+        return len(candidates), len(experiment_runs(config, name))
     frame = pd.DataFrame([{"dataset": d, **spec.as_dict()} for d, spec in candidates])
     groups = frame.groupby(group_columns(exp["tune"]), dropna=False).ngroups
     return len(candidates), groups * len(exp["seeds"])
@@ -72,7 +52,7 @@ def test_shared_training_and_evaluation_settings(paper):
     assert train["batch_size"] == {"bpr": 16384, "ssm": 16384, "directau": 4096, "mawu": 4096}
     assert paper["evaluate"]["k"] == 20
     assert paper["split"]["fractions"] == [0.8, 0.1, 0.1]
-    assert paper["split"]["strata_degrees"] == "train"
+    assert paper["variants"]["paper"]["strata_degrees"] == "train"
 
 
 GRID = {"lr": LR, "weight_decay": WD, "gamma": GAMMA, "seeds": SEEDS}
@@ -84,7 +64,8 @@ EXPERIMENTS = {
         "losses": ["ssm", "directau", "mawu"],
         "decay": ["full"],
         "init": ["xavier"],
-        "tune": ["lr", "weight_decay", "gamma"],
+        "by_dataset": MAWU_TUNING,
+        "tune": ["lr", "weight_decay", "gamma", "gamma_user", "gamma_item"],
     },
     "table1_prism": {
         "datasets": ALL_DATASETS,
@@ -94,7 +75,8 @@ EXPERIMENTS = {
         "weight_decay": [0.0],
         "init": ["prism"],
         "alpha": [1.0],
-        "tune": ["lr", "gamma"],
+        "by_dataset": MAWU_TUNING,
+        "tune": ["lr", "gamma", "gamma_user", "gamma_item"],
     },
     "fig1": {
         "datasets": ALL_DATASETS,
@@ -148,7 +130,6 @@ EXPERIMENTS = {
         "losses": ["ssm", "mawu"],
         "decay": ["full"],
         "init": ["xavier"],
-        "gamma": [1.0],  # DirectAU's; SSM and MAWU have none
         "tune": ["lr"],
     },
     "fig11": {
@@ -166,8 +147,13 @@ EXPERIMENTS = {
 def test_experiment_grid_values(paper, name):
     exp = paper["experiments"][name]
     want = {**GRID, "cosine_validation": False, **EXPERIMENTS[name]}
+    if "directau" not in want["losses"]:
+        del want["gamma"]  # DirectAU's; the others have none
     for key, value in want.items():
         assert exp[key] == value, (name, key)
+    assert (exp.get("variants") or ["paper"]) == ["paper"]  # the released code's: not here
+    # MAWU's gammas are published per dataset except where the experiment tunes them
+    assert not {"gamma_user", "gamma_item"} & set(exp) - {"by_dataset"}
 
 
 def test_no_other_experiments(paper):
@@ -175,11 +161,13 @@ def test_no_other_experiments(paper):
 
 
 # (candidate runs, final runs) per experiment, by hand. Per dataset and backbone: SSM, BPR and
-# MAWU have lr x wd = 12 candidates, DirectAU 12 x 3 gammas = 36; PRISM (no decay) 3 and 9.
-# Final runs: one setting per group of the untuned axes x 3 seeds.
+# MAWU have lr x wd = 12 candidates, DirectAU 12 x 3 gammas = 36; PRISM (no decay) 3 and 9; MAWU
+# on MovieLens1M x 9 (gamma_user x gamma_item) where Table 1 tunes them. Final runs: one setting
+# per group of the untuned axes x 3 seeds.
 RUN_COUNTS = {
-    "table1_wd": (4 * 2 * (12 + 36 + 12), 4 * 2 * 3 * 3),  # tuned lr, wd, gamma
-    "table1_prism": (4 * 2 * (3 + 9 + 3), 4 * 2 * 3 * 3),  # tuned lr, gamma
+    # tuned lr, wd, gamma(s): MovieLens1M 12 + 36 + 108, the others 12 + 36 + 12, per backbone
+    "table1_wd": (2 * ((12 + 36 + 108) + 3 * (12 + 36 + 12)), 4 * 2 * 3 * 3),
+    "table1_prism": (2 * ((3 + 9 + 27) + 3 * (3 + 9 + 3)), 4 * 2 * 3 * 3),  # tuned lr, gamma(s)
     "fig1": (4 * (12 + 36), 4 * 2 * 4 * 3),  # groups: dataset x loss x wd
     "fig3": (4 * 36, 4 * 4 * 3),  # groups: dataset x wd
     "fig4": (4 * 5 * 9, 4 * 5 * 3),  # groups: dataset x alpha
@@ -192,17 +180,15 @@ RUN_COUNTS = {
 
 @pytest.mark.parametrize("name", RUN_COUNTS)
 def test_runs_per_experiment(paper, name):
-    assert run_counts(paper["experiments"][name]) == RUN_COUNTS[name]
+    assert run_counts(paper, name) == RUN_COUNTS[name]
 
 
 def test_distinct_candidate_runs_of_the_whole_preset(paper):
-    # the grids overlap: fig10's, fig11's, fig1's DirectAU and fig6's runs are table1_wd
-    # candidates; fig3's weight-decay-0 runs (no decay) too (4 datasets x 9); fig4's alpha-1 runs
-    # are table1_prism's MF DirectAU candidates (4 x 9). New beyond Table 1: fig1's BPR (4 x 12),
-    # fig3 (144 - 36), fig4 (180 - 36), fig8 (72)
-    distinct = {
-        run
-        for exp in paper["experiments"].values()
-        for run in expand(exp, exp["seeds"][:1] if exp["tune"] else None)
-    }
-    assert len(distinct) == 480 + 120 + 48 + (144 - 36) + (180 - 36) + 72
+    # the grids overlap: fig10's and fig11's SSM and DirectAU runs, their MAWU runs except on
+    # MovieLens1M (published gammas there, tuned ones in Table 1: 2 x 12 new), fig1's DirectAU
+    # and fig6's runs are table1_wd candidates; fig3's weight-decay-0 runs (no decay) too
+    # (4 datasets x 9); fig4's alpha-1 runs are table1_prism's MF DirectAU candidates (4 x 9).
+    # New beyond Table 1: fig1's BPR (4 x 12), fig3 (144 - 36), fig4 (180 - 36), fig8 (72)
+    table1 = 2 * ((12 + 36 + 108) + 3 * (12 + 36 + 12)) + 2 * ((3 + 9 + 27) + 3 * (3 + 9 + 3))
+    new = 2 * 12 + 4 * 12 + (144 - 36) + (180 - 36) + 72
+    assert len(all_candidate_runs(paper)) == table1 + new

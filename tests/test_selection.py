@@ -159,3 +159,29 @@ def test_select_command_writes_the_final_runs(tmp_path):
         "mf_bpr_full1e-06_xavier_lr0.01_s246",
     ]
     assert (table["val_ndcg"] == 0.2).all() and (table["candidates"] == 2).all()
+
+
+def test_mawu_gammas_tuned_where_set_and_published_elsewhere():
+    # MovieLens1M tunes MAWU's gammas; Gowalla has none (published values): both are one group
+    ml = candidates(
+        [
+            ("mf_mawu-gu0.5-gi0.5_full1e-06_xavier_lr0.01_s123", 0.20),
+            ("mf_mawu-gu2-gi0.5_full1e-06_xavier_lr0.01_s123", 0.25),
+            ("mf_mawu-gu2-gi2_full1e-06_xavier_lr0.001_s123", 0.22),
+        ],
+        dataset="MovieLens1M",
+    )
+    gowalla = candidates(
+        [
+            ("mf_mawu_full1e-06_xavier_lr0.01_s123", 0.1),
+            ("mf_mawu_full1e-06_xavier_lr0.001_s123", 0.3),
+        ]
+    )
+    selected = select_settings(pd.concat([ml, gowalla]), ["lr", "gamma_user", "gamma_item"])
+    assert dict(zip(selected["dataset"], selected["selected_run"])) == {
+        "MovieLens1M": "mf_mawu-gu2-gi0.5_full1e-06_xavier_lr0.01_s123",
+        "Gowalla": "mf_mawu_full1e-06_xavier_lr0.001_s123",
+    }
+    runs = final_runs(selected, [123, 246])
+    assert "mf_mawu-gu2-gi0.5_full1e-06_xavier_lr0.01_s246" in set(runs["run"])
+    assert "mf_mawu_full1e-06_xavier_lr0.001_s246" in set(runs["run"])
