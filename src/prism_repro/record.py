@@ -280,7 +280,9 @@ def preset_config(preset: str, config_file: Path, schema: Path) -> dict | None:
     try:
         return resolve_config(yaml.safe_load(config_file.read_text()), schema, {"preset": preset})
     except ConfigError as err:
-        log.warning("record: preset %r not resolved (%s); experiments column left empty", preset, err)
+        log.warning(
+            "record: preset %r not resolved (%s); experiments column left empty", preset, err
+        )
         return None
 
 
@@ -332,7 +334,9 @@ def merge_results(
         if config:
             record = refresh_experiments(record, preset, membership)
         write_record(record, out)
-    log.info("record: merged %d run(s) of %s into %s (%d rows)", len(rows), results, out, len(record))
+    log.info(
+        "record: merged %d run(s) of %s into %s (%d rows)", len(rows), results, out, len(record)
+    )
     return rows
 
 
@@ -358,9 +362,7 @@ def register(sub) -> None:
         default=None,
         help="merge only these run folders (default: every finished run under --results)",
     )
-    p.add_argument(
-        "--rows", type=Path, default=None, help="also write the merged rows to this CSV"
-    )
+    p.add_argument("--rows", type=Path, default=None, help="also write the merged rows to this CSV")
     p.add_argument("--config-file", type=Path, default=Path("config.yaml"))
     p.add_argument("--schema", type=Path, default=Path("workflow/schemas/config.schema.yaml"))
     p.set_defaults(func=_command)

@@ -4,32 +4,6 @@
 # locked; `python -m prism_repro record --results results/<preset> --out <csv>` does the same by
 # hand. The per-experiment files are handy targets for one sitting: every candidate and final
 # run of that experiment, trained and recorded.
-from pathlib import Path
-
-
-def record_csv(wildcards):
-    if not config["record"]:
-        raise WorkflowError(
-            "the record rules need `record: <csv>` in the preset (or --config record=<csv>)"
-        )
-    return config["record"]
-
-
-def experiment_record_rows(wildcards):
-    """The record row of every candidate and every final run of the experiment wildcard."""
-    runs = {(d, s.run_id) for d, s in grid.candidate_runs(config, wildcards.experiment)}
-    runs |= set(final_runs(wildcards))
-    return sorted(run_file(wildcards.preset, d, r, "record.csv") for d, r in runs)
-
-
-def record_dirs(wildcards, input):
-    return " ".join(str(Path(p).parent) for p in input)
-
-
-def record_targets():
-    if not config["record"]:
-        return []
-    return expand("results/{preset}/record/{experiment}.csv", preset=PRESET, experiment=EXPERIMENTS)
 
 
 rule record_run:
