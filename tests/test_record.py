@@ -166,3 +166,16 @@ def test_committed_record_is_a_valid_record(tmp_path):
     # written by the merge command: writing it again gives the same bytes
     write_record(record, tmp_path / "again.csv")
     assert (tmp_path / "again.csv").read_bytes() == path.read_bytes()
+
+
+def test_workflow_merges_a_finished_run_into_the_record(workflow_copy):
+    """record_run: the run's row goes into the preset's record as soon as its files exist."""
+    from conftest import snakemake
+
+    run = "mf_bpr_full0.0001_xavier_lr0.01_s123"
+    fake_run(workflow_copy / "results" / "tiny", run)
+    target = f"results/tiny/runs/Synthetic/{run}/record.csv"
+    args = ["-c1", "--allowed-rules", "record_run", "--config", "preset=tiny", "record=rec.csv"]
+    snakemake(workflow_copy, *args, "--", target)
+    assert read_record(workflow_copy / "rec.csv")["run"].tolist() == [run]
+    assert read_record(workflow_copy / target)["experiments"].tolist() == ["fig1"]

@@ -956,10 +956,12 @@ def cost_section(inp: Inputs) -> str:
     runs = int(table["runs"].sum())
     total = float(table["hours"].sum())
     upper = float((table["cap_epochs"] * table["s_per_epoch"]).sum() / 3600)
+    validation = float(table["epochs"].sum() * VALIDATION_SECONDS / 3600)
     out += [
         f"Estimate before running (`prism_repro.reproduction.cost_table`): {runs} runs; the sum "
         f"over runs of epochs x s/epoch = {total:.1f} h on {CORES} cores "
-        f"({CORES * total:.1f} core-hours); every run at the {cap}-epoch cap: {upper:.1f} h. "
+        f"({CORES * total:.1f} core-hours; validation every epoch is {validation:.1f} h of it); "
+        f"every run at the {cap}-epoch cap: {upper:.1f} h. "
         f"Seconds per epoch (training + {VALIDATION_SECONDS} s validation, {CORES} cores, "
         "AVX-512): MF + BPR 0.41 and MF + DirectAU 4.47 measured (README, Benchmarks); SSM 3x "
         "BPR, MAWU 1.5x DirectAU, non-linear MF 1.5x and LightGCN 3x MF assumed. Epochs per run "
