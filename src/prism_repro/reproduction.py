@@ -31,6 +31,7 @@ import pandas as pd
 
 from prism_repro import claims as claims_mod
 from prism_repro import registry
+from prism_repro.artifacts import CLAIM_EXPERIMENTS
 from prism_repro.errors import UserError
 from prism_repro.io import write_text
 from prism_repro.picks import PAPER_WEIGHT_DECAY, pick_weight_decay, spearman_rho
@@ -877,17 +878,11 @@ def _checks_table(inp: Inputs, checks: list[Check]) -> str:
 
 def claim_metrics(inp: Inputs) -> pd.DataFrame:
     """The final runs of the claim experiments (default variant) as the claims module reads them."""
-    parts = [inp.final(e) for e in claims_mod_experiments()]
+    parts = [inp.final(e) for e in CLAIM_EXPERIMENTS]
     parts = [p[p["variant"] == DEFAULT_VARIANT] for p in parts if not p.empty]
     if not parts:
         return pd.DataFrame(columns=[*inp.rows.columns, "experiment"])
     return pd.concat(parts, ignore_index=True)
-
-
-def claims_mod_experiments() -> tuple[str, ...]:
-    from prism_repro.artifacts import CLAIM_EXPERIMENTS
-
-    return CLAIM_EXPERIMENTS
 
 
 def claims_rows(inp: Inputs, metrics: pd.DataFrame) -> list[dict]:
