@@ -7,6 +7,16 @@ from pathlib import Path
 
 import pytest
 
+# Unit tests train tiny models, where OpenMP's idle threads spinning for work cost more than the
+# work: an MF + DirectAU epoch of the tiny data took 5 s of CPU with two spinning threads on a
+# busy 2-core machine, 0.08 s with passive waiting and 0.04 s with one thread. Set before torch
+# loads its OpenMP runtime; inherited by the Snakemake jobs the workflow tests start.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import torch  # noqa: E402
+
+# one intra-op thread; tests of bit-for-bit determinism ask for `default_threads`
+DEFAULT_THREADS = torch.get_num_threads()
+torch.set_num_threads(1)
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 WORKFLOW_FILES = ["Snakefile", "config.yaml", "workflow", "profiles", "envs"]
@@ -38,6 +48,15 @@ def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.Compl
             f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
         )
     return proc
+
+
+@pytest.fixture
+def default_threads():
+    """The machine's default intra-op thread count for one test (determinism tests: a sum whose
+    order depends on the threads would show there)."""
+    torch.set_num_threads(DEFAULT_THREADS)
+    yield DEFAULT_THREADS
+    torch.set_num_threads(1)
 
 
 @pytest.fixture

@@ -36,7 +36,7 @@ def fit(data, run, cfg=CFG, work_dir=None, stop_after=None):
     return trainer, state
 
 
-def test_same_seed_gives_identical_results(data):
+def test_same_seed_gives_identical_results(data, default_threads):
     _, a = fit(data, "mf_directau-g1_full1e-06_xavier_lr0.01_s5")
     _, b = fit(data, "mf_directau-g1_full1e-06_xavier_lr0.01_s5")
     assert [r["val_ndcg"] for r in a.rows] == [r["val_ndcg"] for r in b.rows]
@@ -53,7 +53,9 @@ def test_same_seed_gives_identical_results(data):
         "lightgcn_ssm_batched1e-06_xavier_lr0.01_s5",
     ],
 )
-def test_killed_and_resumed_run_equals_uninterrupted(data, tmp_path, run, monkeypatch, caplog):
+def test_killed_and_resumed_run_equals_uninterrupted(
+    data, tmp_path, run, monkeypatch, caplog, default_threads
+):
     _, whole = fit(data, run)
     fit(data, run, work_dir=tmp_path, stop_after=4)  # "killed" after the epoch-4 checkpoint
     assert (tmp_path / "checkpoint.pt").exists()
