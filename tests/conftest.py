@@ -1,7 +1,10 @@
+import functools
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,16 +36,20 @@ def copy_workflow(dest: Path) -> Path:
     return dest
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    """Run the snakemake of this interpreter's environment inside ``workdir``."""
+def snakemake(
+    workdir: Path, *args: str, check: bool = True, started=None
+) -> subprocess.CompletedProcess:
+    """Run the snakemake of this interpreter's environment inside ``workdir`` (``started``: a
+    callable handed the process as it starts, so a background build can be stopped)."""
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    proc = subprocess.run(
-        [sys.executable, "-m", "snakemake", *args],
-        cwd=workdir,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    cmd = [sys.executable, "-m", "snakemake", *args]
+    with subprocess.Popen(
+        cmd, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as popen:
+        if started:
+            started(popen)
+        stdout, stderr = popen.communicate()
+    proc = subprocess.CompletedProcess(cmd, popen.returncode, stdout, stderr)
     if check and proc.returncode != 0:
         raise AssertionError(
             f"snakemake {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
@@ -75,21 +82,87 @@ class TinyBuild:
     after_single_target: frozenset  # files under results/ once SINGLE_TARGET alone was built
 
 
-@pytest.fixture(scope="session")
-def tiny_build(tmp_path_factory) -> TinyBuild:
-    """The tiny preset built once, end to end, for the tests that inspect its outputs.
+class TinyBuilder:
+    """Builds the tiny preset in a background thread, so the build's Snakemake jobs use the core
+    that the single-threaded unit tests leave idle on a 2-core machine.
 
     From a fresh copy it first builds one run's metrics alone (what the single-target test
     checks), then everything else: those jobs are the full build's first ones, so the single
     target costs one Snakemake start instead of a second build."""
-    root = copy_workflow(tmp_path_factory.mktemp("tiny"))
-    dry = snakemake(root, "-n", "--cores", "1", "--config", "preset=tiny", "--", SINGLE_TARGET)
-    snakemake(root, "--cores", "2", "--config", "preset=tiny", "--", SINGLE_TARGET)
-    files = frozenset(
-        p.relative_to(root).as_posix() for p in (root / "results").rglob("*") if p.is_file()
-    )
-    snakemake(root, "--cores", "2", "--config", "preset=tiny")
-    return TinyBuild(root, dry.stdout, files)
+
+    def __init__(self, root: Path):
+        self.root, self.result, self.error, self.popen = root, None, None, None
+        self.stopped = False
+        self.thread = threading.Thread(target=self._build, name="tiny-build", daemon=True)
+
+    def _started(self, popen):
+        self.popen = popen
+        if self.stopped:
+            popen.terminate()
+
+    def _build(self):
+        try:
+            root, tiny = copy_workflow(self.root), ("--config", "preset=tiny")
+            sm = functools.partial(snakemake, root, started=self._started)
+            dry = sm("-n", "--cores", "1", *tiny, "--", SINGLE_TARGET)
+            sm("--cores", "2", *tiny, "--", SINGLE_TARGET)
+            files = frozenset(
+                p.relative_to(root).as_posix() for p in (root / "results").rglob("*") if p.is_file()
+            )
+            sm("--cores", "2", *tiny)
+            self.result = TinyBuild(root, dry.stdout, files)
+        except BaseException as err:  # raised again in the tests that use the build
+            self.error = err
+
+    def wait(self) -> TinyBuild:
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+    def stop(self):
+        self.stopped = True
+        if self.popen is not None and self.popen.poll() is None:
+            self.popen.terminate()
+        self.thread.join(timeout=60)
+
+
+TINY_FIXTURES = {"tiny_build", "tiny_run"}
+_tiny_builder: TinyBuilder | None = None
+
+
+def _start_tiny_build() -> TinyBuilder:
+    global _tiny_builder
+    if _tiny_builder is None:
+        root = Path(tempfile.mkdtemp(prefix="prism-repro-tiny-"))
+        _tiny_builder = TinyBuilder(root)
+        _tiny_builder.thread.start()
+    return _tiny_builder
+
+
+@pytest.hookimpl(trylast=True)  # after -m / -k deselection: only when a selected test needs it
+def pytest_collection_modifyitems(session, config, items):
+    """Start the tiny build as soon as the tests are known and run the tests that read it last,
+    so that it builds while the others run."""
+    needs = [item for item in items if TINY_FIXTURES & set(getattr(item, "fixturenames", ()))]
+    if not needs or config.option.collectonly:
+        return
+    _start_tiny_build()
+    items[:] = [item for item in items if item not in needs] + needs
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _tiny_builder is None:
+        return
+    _tiny_builder.stop()
+    if exitstatus == 0:  # kept for a look when something failed
+        shutil.rmtree(_tiny_builder.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_build() -> TinyBuild:
+    """The tiny preset built once, end to end, for the tests that inspect its outputs."""
+    return _start_tiny_build().wait()
 
 
 @pytest.fixture(scope="session")
