@@ -36,6 +36,8 @@ from pathlib import Path
 log = logging.getLogger("prism_repro.devices")
 
 FAKE_GPUS_ENV = "PRISM_FAKE_GPUS"
+# what a run records when it took no slot (it ran on the CPU)
+NO_SLOT = {"gpu_device": None, "gpu_slot": None, "runs_per_gpu": None, "gpu_simulated": False}
 LOCK_DIR_ENV = "PRISM_GPU_LOCK_DIR"
 
 
@@ -206,6 +208,19 @@ class SlotPool:
                     f"no free GPU slot within {timeout:.0f}s (locks in {self.lock_dir})"
                 )
             time.sleep(poll * (0.5 + random.random()))
+
+
+def positive_int(text: str) -> int:
+    """argparse type of --runs-per-gpu."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
+    return value
 
 
 def wants_gpu(device: str) -> bool:

@@ -21,8 +21,15 @@ rule train:
         "../../envs/prism.yaml"
     params:
         engine=engine_args,
+    # a GPU (locally) or a share of the pack's GPU (cluster): common.smk, "GPUs"; memory and
+    # runtime per run are in profiles/default
+    resources:
+        gpu=train_gpu,
+        gres=train_gres,
+        gpu_permille=train_gpu_permille,
+    # runs_per_gpu is how, not what: read from config in the command, not a param (no reruns)
     shell:
         "python -m prism_repro train --run {wildcards.run} --dataset {wildcards.dataset}"
         " --split {input.split} --degrees {input.degrees} --out-model {output.model}"
         " --out-epochs {output.epochs} --out-metrics {output.metrics} --out-norms {output.norms}"
-        " {params.engine} 2> {log}"
+        " --runs-per-gpu {config[runs_per_gpu]} {params.engine} 2> {log}"
