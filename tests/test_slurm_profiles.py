@@ -43,11 +43,10 @@ def test_make_slurm_profile_links_once_and_never_overwrites(tmp_path):
     assert mine.read_text() == "executor: slurm\n"
 
 
-def test_workflow_profile_leaves_the_gpu_request_to_the_train_rule():
+def test_workflow_profile_asks_a_gpu_for_training_only():
     assert "default-resources" not in WORKFLOW_PROFILE  # it would replace the cluster profile's
     resources = WORKFLOW_PROFILE["set-resources"]
-    # an entry here would replace the rule's (common.smk, "GPUs"): a pack would sum it
-    assert not {"gpu", "gres", "gpu_permille"} & set(resources["train"])
+    assert resources["train"]["gpu"] == 1  # training also evaluates
     assert resources["train"]["runtime"] > 0 and resources["train"]["mem_mb"] > 0
     small = {rule: r for rule, r in resources.items() if rule != "train"}
     assert small and all("gpu" not in r and r["mem_mb"] <= 4000 for r in small.values())
@@ -60,10 +59,9 @@ def test_cluster_profile_leaves_account_and_partition_to_the_user_and_packs_runs
     # training is packed by its own group (run_pack in common.smk); a profile group would replace it
     assert "train" not in CLUSTER_PROFILE["groups"]
     assert CLUSTER_PROFILE["group-components"]["runs"] > 1
-    # one GPU per packed job, in thousandths, shared by runs_per_gpu runs at once; a limit
-    # within each job (local), not across the cluster
-    assert CLUSTER_PROFILE["resources"] == {"gpu_permille": 1000}
-    assert CLUSTER_PROFILE["set-resource-scopes"]["gpu_permille"] == "local"
+    # one GPU per packed job, its runs one after another
+    assert CLUSTER_PROFILE["resources"]["gpu"] == 1
+    assert CLUSTER_PROFILE["set-resource-scopes"]["gpu"] == "local"
 
 
 @pytest.mark.slow
@@ -141,74 +139,3 @@ def test_fake_gpu_sets_cuda_visible_devices_but_training_falls_back_to_cpu(tmp_p
     assert proc.returncode == 0, proc.stderr
     visible, available, device = proc.stdout.split()
     assert visible != "None" and device == ("cuda" if available == "True" else "cpu")
-
-
-def train_resources(dry_run_stdout: str) -> dict:
-    """The resources of the first train job of a dry run, as Snakemake evaluated them."""
-    block = dry_run_stdout.split("rule train:", 1)[1]
-    line = re.search(r"^\s+resources: (.*)$", block, re.M)[1]
-    pairs = dict(p.split("=", 1) for p in line.split(", "))
-    return {k: int(v) if v.isdigit() else v for k, v in pairs.items() if "<TBD>" not in v}
-
-
-def pack_submission(per_run: dict, runs: int) -> tuple[dict, str, str]:
-    """What the SLURM plugin asks for a pack of ``runs`` such runs: Snakemake's own layout of a
-    group job within the cluster profile's global resources, then the plugin's sbatch flags
-    and the flags of the job step that runs the pack inside the allocation."""
-    from types import SimpleNamespace
-
-    from snakemake.iocontainers import ResourceList
-    from snakemake.resources import GroupResources, Resources
-    from snakemake_executor_plugin_slurm.submit_string import get_submit_command
-    from snakemake_executor_plugin_slurm.utils import set_gres_string
-    from snakemake_executor_plugin_slurm_jobstep import get_cpu_setting, get_gpu_setting
-
-    run_res = {**per_run, "_cores": 1, "_nodes": 1}
-    jobs = [SimpleNamespace(resources=run_res, pipe_group=None) for _ in range(runs)]
-    limits = Resources.from_mapping({**CLUSTER_PROFILE["resources"], "_cores": None})
-    group = GroupResources.basic_layered([jobs], limits, run_local=False)
-    job = SimpleNamespace(resources=ResourceList(fromdict=group), threads=group["_cores"])
-    params = dict(run_uuid="u", slurm_logfile="l", comment_str="c", account="", partition="")
-    sbatch = get_submit_command(job, {**params, "workdir": "."}) + set_gres_string(job)
-    step = f"{get_cpu_setting(job, True)} {get_gpu_setting(job)}"
-    return group, sbatch, step
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("runs_per_gpu,cpus,rounds", [(1, 1, 5), (2, 2, 3), (4, 4, 2)])
-def test_a_pack_asks_one_gpu_and_trains_runs_per_gpu_runs_at_once(
-    workflow_copy, runs_per_gpu, cpus, rounds
-):
-    dry = snakemake(
-        workflow_copy,
-        "-n",
-        "--profile",
-        "profiles/slurm",
-        "--config",
-        "preset=tiny",
-        f"runs_per_gpu={runs_per_gpu}",
-    )
-    per_run = train_resources(dry.stdout)
-    assert "gpu" not in per_run and per_run["gres"] == "gpu:1"
-    group, sbatch, step = pack_submission(per_run, runs=5)
-    # one GPU for the job however many runs share it (a string: taken once, not summed)
-    assert "--gres=gpu:1" in sbatch and "--gpus" not in sbatch
-    # runs_per_gpu CPUs and runs' memory; the runtime of ceil(5 / runs_per_gpu) rounds
-    assert f"--cpus-per-task={cpus}" in sbatch
-    assert f"--mem {cpus * per_run['mem_mb']}" in sbatch
-    assert f"-t {rounds * per_run['runtime']}" in sbatch
-    # the job step that runs the pack gets the CPUs and, asking for no GPU count, the job's GPU;
-    # Snakemake inside it is passed the job's integer resources as its limits: runs_per_gpu runs
-    # of gpu_permille each fit, one more does not
-    assert step.split() == [f"--cpus-per-task={cpus}"]
-    assert group["gpu_permille"] // per_run["gpu_permille"] == runs_per_gpu
-    assert group["mem_mb"] // per_run["mem_mb"] == runs_per_gpu
-
-
-def test_locally_a_training_job_asks_snakemake_for_one_gpu(workflow_copy):
-    dry = snakemake(
-        workflow_copy, "-n", "-p", "--resources", "gpu=2", "--config", "preset=tiny", "runs_per_gpu=3"
-    )
-    per_run = train_resources(dry.stdout)
-    assert per_run["gpu"] == 1 and "gres" not in per_run
-    assert "--runs-per-gpu 3 " in dry.stdout

@@ -47,8 +47,7 @@ def sbatch_calls(log: str) -> list[dict]:
             {
                 "jobid": jobids[0],
                 "comment": re.search(r"--comment (\S+)", call).group(1),
-                # the GPU request: --gpus=N, or --gres=gpu[:type]:N (one per pack, common.smk)
-                "gpus": (re.search(r"--(?:gpus|gres)[= ]((?:gpu:)?\S+)", call) or [None, None])[1],
+                "gpus": (re.search(r"--gpus[= ](\S+)", call) or [None, None])[1],
                 "flags": re.sub(
                     r"--(job-name|output|export)[= ]\S+ ", "", call.split(" --wrap=")[0]
                 ),
@@ -146,7 +145,7 @@ def cmd_slurm_run(log_path: str) -> None:
         if wants_gpu != has_gpu or wants_gpu != (c["gpus"] is not None):
             fail(
                 f"SLURM job {c['jobid']} ({row['Comment']}): GPU expected {wants_gpu}, "
-                f"sbatch GPU request {c['gpus']}, AllocTRES {row['AllocTRES']}"
+                f"sbatch --gpus={c['gpus']}, AllocTRES {row['AllocTRES']}"
             )
     gpu_jobs = sum(1 for c in calls if c["gpus"])
     if not gpu_jobs:

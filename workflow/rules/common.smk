@@ -321,31 +321,3 @@ def run_pack(wildcards):
     # group-components: runs applies to every pack id (as to wildcard groups of one name)
     workflow.parent_groupids[group] = PACK_GROUP
     return group
-
-
-# GPUs (README "Several GPUs, several runs per GPU"; docs/cluster.md): each training job takes a
-# slot of the GPU slot pool (prism_repro.devices), runs_per_gpu slots per visible GPU.
-# Locally a job asks Snakemake for gpu=1, so `--resources gpu=N` runs N at once. On a cluster the
-# cluster profile sets the global resource gpu_permille (1000: one GPU per SLURM job); a run then
-# asks for 1000 // runs_per_gpu of it, so a pack's runs go runs_per_gpu at a time (Snakemake lays
-# a group job's runs out in rounds within the global resources and sums CPUs and memory over each
-# round), and its GPU is asked for once per job as gres "gpu:1": a string, which a group job
-# takes once instead of summing it over the runs of a round as it does an integer gpu.
-PACK_GPU_BUDGET = "gpu_permille"
-
-
-def gpus_per_pack():
-    """Whether GPUs are requested per SLURM job for the runs it packs (the cluster profile)."""
-    return workflow.global_resources.get(PACK_GPU_BUDGET).value is not None
-
-
-def train_gpu(wildcards):
-    return None if gpus_per_pack() else 1
-
-
-def train_gres(wildcards):
-    return "gpu:1" if gpus_per_pack() else None
-
-
-def train_gpu_permille(wildcards):
-    return 1000 // config["runs_per_gpu"]

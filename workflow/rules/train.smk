@@ -21,13 +21,8 @@ rule train:
         "../../envs/prism.yaml"
     params:
         engine=engine_args,
-    # a GPU (locally) or a share of the pack's GPU (cluster): common.smk, "GPUs"; memory and
-    # runtime per run are in profiles/default
-    resources:
-        gpu=train_gpu,
-        gres=train_gres,
-        gpu_permille=train_gpu_permille,
-    # runs_per_gpu is how, not what: read from config in the command, not a param (no reruns)
+    # how many runs share a GPU is how, not what: read in the command, not a param (no reruns);
+    # each job takes a slot of the GPU slot pool (prism_repro.devices)
     shell:
         "python -m prism_repro train --run {wildcards.run} --dataset {wildcards.dataset}"
         " --split {input.split} --degrees {input.degrees} --out-model {output.model}"
