@@ -17,6 +17,7 @@ RUNS = [
     "mf_directau-g1_full0.0001_xavier_lr0.01_s123",
     "mf_directau-g1_full0.01_xavier_lr0.01_s123",
 ]
+TARGETS = [f"results/tiny/runs/Synthetic/{run}/metrics.parquet" for run in RUNS]
 STAMP = r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) INFO "
 
 
@@ -33,16 +34,8 @@ def fake_gpu_copy(tmp_path_factory):
     (root / "longer.yaml").write_text(
         "presets:\n  tiny:\n    train: {max_epochs: 40, patience: 40, device: auto}\n"
     )
-    data = "results/tiny/data/Synthetic"
-    snakemake(
-        root,
-        "--cores",
-        "2",
-        *CONFIG,
-        "--",
-        f"{data}/split_s123.parquet",
-        f"{data}/degrees_s123.parquet",
-    )
+    # the data stage of the runs only (degrees needs the split)
+    snakemake(root, "--cores", "2", *CONFIG, "--until", "degrees", "--", *TARGETS)
     return root
 
 
@@ -56,7 +49,7 @@ def train_on_fake_gpus(root, monkeypatch, devices: int, runs_per_gpu: int) -> pd
     is held until the process ends)."""
     monkeypatch.setenv(FAKE_GPUS_ENV, str(devices))
     monkeypatch.setenv(LOCK_DIR_ENV, str(root / "gpu-locks"))
-    targets = [f"results/tiny/runs/Synthetic/{run}/metrics.parquet" for run in RUNS]
+    targets = TARGETS
     snakemake(
         root,
         "--cores",
@@ -113,7 +106,7 @@ def test_k_runs_share_one_gpu(fake_gpu_copy, monkeypatch):
 
 def test_runs_per_gpu_reruns_nothing(fake_gpu_copy):
     """How many runs share a GPU is how, not what: a trained run is not trained again."""
-    targets = [f"results/tiny/runs/Synthetic/{run}/metrics.parquet" for run in RUNS]
+    targets = TARGETS
     for k in ("1", "3"):
         dry = snakemake(fake_gpu_copy, "-n", *CONFIG, f"runs_per_gpu={k}", "--", *targets)
         assert "Nothing to be done" in dry.stdout + dry.stderr
