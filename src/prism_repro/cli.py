@@ -31,6 +31,8 @@ COMMANDS = {
     "table": "prism_repro.tables",
     "paper-vs-code": "prism_repro.variants",
     "cost": "prism_repro.cost",
+    "record": "prism_repro.record",
+    "reproduction": "prism_repro.reproduction",
 }
 
 

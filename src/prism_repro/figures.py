@@ -20,7 +20,10 @@ from matplotlib.lines import Line2D  # noqa: E402
 from prism_repro import registry  # noqa: E402
 from prism_repro.io import atomic_path  # noqa: E402
 from prism_repro.picks import first_seed, pick_weight_decay, spearman_rho  # noqa: E402
-from prism_repro.runspec import fmt_num  # noqa: E402
+from prism_repro.runspec import (
+    DEFAULT_VARIANT,  # noqa: E402
+    fmt_num,  # noqa: E402
+)
 
 log = logging.getLogger("prism_repro.figures")
 STRATA_LABELS = {
@@ -241,15 +244,21 @@ def _ndcg_grid(
     k = _k(everything)
     order = sorted(everything[x].unique())
     datasets = _datasets(everything) or [""]
-    pairs = everything[["backbone", "loss"]].drop_duplicates().itertuples(index=False)
+    if "variant" not in everything:
+        everything = everything.assign(variant=DEFAULT_VARIANT)
+        metrics = metrics.assign(variant=DEFAULT_VARIANT)
+    variants = list(dict.fromkeys(everything["variant"].fillna(DEFAULT_VARIANT)))
+    cols = ["backbone", "loss", "variant"]
+    triples = everything[cols].fillna(DEFAULT_VARIANT).drop_duplicates().itertuples(index=False)
     settings = sorted(
-        pairs,
+        triples,
         key=lambda p: (
             BACKBONE_ORDER.index(p.backbone) if p.backbone in BACKBONE_ORDER else 99,
             LOSS_ORDER.index(p.loss) if p.loss in LOSS_ORDER else 99,
+            variants.index(p.variant),
         ),
     )
-    rows = [(s.backbone, s.loss) for s in settings] or [(None, None)]
+    rows = [(s.backbone, s.loss, s.variant) for s in settings] or [(None, None, None)]
     fig, axes = plt.subplots(
         len(rows),
         len(datasets),
@@ -257,9 +266,15 @@ def _ndcg_grid(
         squeeze=False,
         sharex=True,
     )
-    for r, (backbone, loss) in enumerate(rows):
-        part = metrics[(metrics["backbone"] == backbone) & (metrics["loss"] == loss)]
+    for r, (backbone, loss, variant) in enumerate(rows):
+        part = metrics[
+            (metrics["backbone"] == backbone)
+            & (metrics["loss"] == loss)
+            & (metrics["variant"].fillna(DEFAULT_VARIANT) == variant)
+        ]
         prefix = _setting_label(backbone, loss) if backbone is not None else ""
+        if prefix and len(variants) > 1:  # runs of several variants: one row each
+            prefix += f" [{variant}]"
         _ndcg_row(
             axes[r], part, datasets, x, order, xlabel if r == len(rows) - 1 else "", prefix, k
         )
