@@ -137,9 +137,9 @@ keep "gpu=|dataset=|workload" sharing
 
 # 6. what the paper grid costs at those speeds (Gowalla MF cells; the rest is not measured)
 if [ "$MODE" = gpu ]; then
-  step cost "$PY" -m prism_repro cost --preset paper --seconds "$OUT/epoch_seconds.csv" --epochs 100
+  step cost "$PY" -m prism_repro cost --preset paper --seconds "$OUT/epoch_seconds.csv" --devices 1
 else
-  step cost "$PY" -m prism_repro cost --preset gowalla-cpu --jobs 2
+  step cost "$PY" -m prism_repro cost --preset gowalla-cpu --devices 1
 fi
 keep "^total" cost
 

@@ -7,16 +7,21 @@ tuned experiment: its selection groups x the seeds after the first; some of thes
 with runs already counted). Each run costs ``epochs x (train + validation seconds per epoch)``:
 
 * seconds per epoch per (device, dataset, backbone, loss) from a CSV (default
-  ``benchmarks/epoch_seconds.csv``: the numbers ``make bench`` measured, as the README gives
-  them; ``benchmarks/gpu_check.sh`` writes one for a GPU), or from a record: the finished runs of
-  an earlier build (``--record results/<preset>``: each cell's mean train_seconds / epochs_run,
-  validation included);
-* epochs per run: ``--epochs cap`` (default) assumes every run trains to the preset's
-  ``train.max_epochs``, an upper bound (early stopping ends most runs sooner); ``--epochs N``
-  assumes N (at most the cap); with ``--record`` the record's mean epochs_run per cell.
+  ``benchmarks/epoch_seconds.csv``: ``make bench``'s CPU numbers, and for the other models on
+  Gowalla the same assumed factors as the reproduction record's estimate; a GPU's rows come from
+  ``benchmarks/gpu_check.sh``), or from a record: the finished runs of an earlier build
+  (``--record results/<preset>``: each cell's mean train_seconds / epochs_run, validation
+  included);
+* epochs per run: ``--epochs expected`` (default) estimates each run's epochs until early
+  stopping from its settings as the reproduction record does (``reproduction.expected_epochs``:
+  what Gowalla runs showed, e.g. PRISM 38 and no decay 27, and assumptions; capped at the
+  preset's ``train.max_epochs``); ``--epochs cap`` assumes every run trains to the cap (an upper
+  bound); ``--epochs N`` assumes N; with ``--record``, ``expected`` means the record's mean
+  epochs_run per cell.
 
-It prints one row per cell (runs, epochs, seconds per epoch, device-hours) and the totals; with
-``--jobs N`` also the wall time with N runs at a time. Cells without a measurement are listed as
+A row of seconds is one run alone on the device (on a CPU machine: one run using all its
+cores), so device-hours are the machine's hours; ``--devices N`` adds the wall time on N such
+devices. It prints one row per cell and the totals. Cells without a measurement are listed as
 such and left out of the total (the total says how many runs it does not cover).
 """
 
@@ -40,10 +45,22 @@ CELL = ["dataset", "backbone", "loss"]
 SECONDS_COLUMNS = ["device", "dataset", "backbone", "loss", "train_s", "validate_s"]
 
 
-def run_counts(config: Mapping) -> pd.DataFrame:
-    """Per dataset x backbone x loss: candidate runs (deduplicated over experiments) and the
-    most runs selection can add."""
-    candidates = Counter((d, s.backbone, s.loss) for d, s in grid.all_candidate_runs(config))
+def run_counts(config: Mapping, epochs: str = "expected") -> pd.DataFrame:
+    """Per dataset x backbone x loss: candidate runs (deduplicated over experiments), the most
+    runs selection can add, and the epochs of one run on average (``epochs``: expected, cap or
+    a number; runs added by selection are assumed to take their cell's average)."""
+    from prism_repro.reproduction import expected_epochs
+
+    cap = int(config["train"]["max_epochs"])
+    candidates: Counter = Counter()
+    epoch_sum: Counter = Counter()
+    for d, spec in grid.all_candidate_runs(config):
+        cell = (d, spec.backbone, spec.loss)
+        candidates[cell] += 1
+        if epochs == "expected":
+            epoch_sum[cell] += expected_epochs(spec, cap)
+        else:
+            epoch_sum[cell] += cap if epochs == "cap" else min(int(epochs), cap)
     added: Counter = Counter()
     for name, exp in config["experiments"].items():
         tune, seeds = exp.get("tune") or [], exp["seeds"]
@@ -58,8 +75,8 @@ def run_counts(config: Mapping) -> pd.DataFrame:
             added[cell] += len(seeds) - 1
     cells = sorted(set(candidates) | set(added))
     return pd.DataFrame(
-        [(*c, candidates[c], added[c]) for c in cells],
-        columns=[*CELL, "candidate_runs", "added_by_selection_at_most"],
+        [(*c, candidates[c], added[c], epoch_sum[c] / max(candidates[c], 1)) for c in cells],
+        columns=[*CELL, "candidate_runs", "added_by_selection_at_most", "epochs"],
     )
 
 
@@ -111,22 +128,21 @@ def estimate(
     config: Mapping,
     seconds: pd.DataFrame | None = None,
     record: pd.DataFrame | None = None,
-    epochs: str = "cap",
+    epochs: str = "expected",
 ) -> pd.DataFrame:
-    """One row per cell: runs, assumed epochs, seconds per epoch, device-hours (NaN: no
+    """One row per cell: runs, epochs per run, seconds per epoch, device-hours (NaN: no
     measurement for the cell)."""
     cap = config["train"]["max_epochs"]
     rows = []
-    for row in run_counts(config).to_dict("records"):
+    for row in run_counts(config, epochs).to_dict("records"):
         cell = tuple(row[k] for k in CELL)
-        per_epoch, n_epochs, source = math.nan, float(cap), "not measured"
-        if epochs != "cap":
-            n_epochs = float(min(int(epochs), cap))
+        per_epoch, source = math.nan, "not measured"
         if record is not None:
             hit = _lookup(record, cell)
             if hit is not None:
                 per_epoch, source = float(hit["seconds_per_epoch"]), hit["source"]
-                n_epochs = min(float(hit["epochs"]), cap) if epochs == "cap" else n_epochs
+                if epochs == "expected":
+                    row["epochs"] = min(float(hit["epochs"]), cap)
         elif seconds is not None:
             hit = _lookup(seconds, cell)
             if hit is not None:
@@ -137,16 +153,15 @@ def estimate(
             {
                 **row,
                 "runs": runs,
-                "epochs": n_epochs,
                 "seconds_per_epoch": per_epoch,
-                "device_hours": runs * n_epochs * per_epoch / 3600,
+                "device_hours": runs * row["epochs"] * per_epoch / 3600,
                 "source": source,
             }
         )
     return pd.DataFrame(rows)
 
 
-def summary(table: pd.DataFrame, jobs: int | None = None) -> dict:
+def summary(table: pd.DataFrame, devices: int | None = None) -> dict:
     known = table["device_hours"].notna()
     out = {
         "candidate_runs": int(table["candidate_runs"].sum()),
@@ -154,8 +169,8 @@ def summary(table: pd.DataFrame, jobs: int | None = None) -> dict:
         "device_hours": float(table.loc[known, "device_hours"].sum()),
         "runs_not_covered": int(table.loc[~known, "runs"].sum()),
     }
-    if jobs:
-        out["wall_hours"] = out["device_hours"] / jobs
+    if devices:
+        out["wall_hours"] = out["device_hours"] / devices
     return out
 
 
@@ -174,15 +189,15 @@ def _command(args: argparse.Namespace) -> None:
     device = args.device or ("cpu" if config["train"]["device"] == "cpu" else "gpu")
     record = record_seconds(args.record) if args.record else None
     seconds = None if record is not None else load_seconds(args.seconds, device)
-    if args.epochs != "cap" and not args.epochs.isdigit():
-        raise UserError(f"--epochs {args.epochs!r}: 'cap' or a whole number")
+    if args.epochs not in ("expected", "cap") and not args.epochs.isdigit():
+        raise UserError(f"--epochs {args.epochs!r}: 'expected', 'cap' or a whole number")
     table = estimate(config, seconds, record, args.epochs)
-    totals = summary(table, args.jobs)
+    totals = summary(table, args.devices)
     where = f"record {args.record}" if record is not None else f"{args.seconds} [{device}]"
     print(
         f"preset {config['preset']}: train.max_epochs {config['train']['max_epochs']}, "
         f"patience {config['train']['patience']}; epochs per run: "
-        f"{'the record' if record is not None and args.epochs == 'cap' else args.epochs}; "
+        f"{'the record' if record is not None and args.epochs == 'expected' else args.epochs}; "
         f"seconds per epoch from {where}"
     )
     shown = table.assign(
@@ -196,8 +211,8 @@ def _command(args: argparse.Namespace) -> None:
         f"{totals['added_by_selection_at_most']} added by selection; "
         f"{totals['device_hours']:.2f} device-hours"
     )
-    if args.jobs:
-        line += f"; {totals['wall_hours']:.2f} h wall with {args.jobs} runs at a time"
+    if args.devices:
+        line += f"; {totals['wall_hours']:.2f} h wall on {args.devices} device(s)"
     if totals["runs_not_covered"]:
         line += f"; {totals['runs_not_covered']} runs have no measurement and are not counted"
     print(line)
@@ -231,6 +246,11 @@ def register(sub) -> None:
         default=None,
         help="results/<preset> of an earlier build: its runs' seconds per epoch and epochs",
     )
-    p.add_argument("--epochs", default="cap", help="'cap' (train.max_epochs) or a number")
-    p.add_argument("--jobs", type=int, default=None, help="runs at a time, for a wall time")
+    p.add_argument(
+        "--epochs",
+        default="expected",
+        help="epochs per run: 'expected' (until early stopping, estimated), 'cap' "
+        "(train.max_epochs) or a number",
+    )
+    p.add_argument("--devices", type=int, default=None, help="devices, for a wall time")
     p.set_defaults(func=_command)
