@@ -37,8 +37,8 @@ import pandas as pd
 import yaml
 
 from prism_repro import grid
-from prism_repro.cli import UserError
 from prism_repro.config import ConfigError, resolve_config
+from prism_repro.errors import UserError
 from prism_repro.selection import group_columns
 
 CELL = ["dataset", "backbone", "loss"]
