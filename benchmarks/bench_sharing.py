@@ -1,7 +1,7 @@
 """Several training runs sharing one GPU: seconds per epoch and runs per hour for k = 1, 2, 4, 8.
 
-For each k, k worker processes each take a slot of the GPU slot pool (k slots per device, the
-engine's ``--runs-per-gpu k``), build this engine's trainer for MF + a loss on Gowalla (from a
+For each k, k worker processes each take a slot of the GPU slot pool (k slots on the first
+visible GPU, the engine's ``--runs-per-gpu k``), build this engine's trainer for MF + a loss on Gowalla (from a
 mirror; ``--synthetic`` for a small generated dataset), wait until all k are ready, then train
 and validate ``--epochs`` epochs at the same time, timing each. Per k it prints the seconds per
 epoch of one run (train + validation, the median over epochs after the first, the mean over the
@@ -132,8 +132,13 @@ def batch(args, k: int, loss: str, dataset: str, split: Path, folder: Path) -> d
     cmd += ["--epochs", str(args.epochs)]
     if args.max_batches:
         cmd += ["--max-batches", str(args.max_batches)]
+    # all k runs on one GPU: the workers see only the first visible one
+    env = dict(os.environ)
+    if args.device != "cpu" and not os.environ.get("PRISM_FAKE_GPUS"):
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0] or "0"
+        env["CUDA_VISIBLE_DEVICES"] = visible
     procs = [
-        subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         for _ in range(k)
     ]
     while len(list(sync.glob("ready-*"))) < k:
