@@ -27,6 +27,7 @@ COMMANDS = {
     "aggregate": "prism_repro.aggregate",
     "figure": "prism_repro.figures",
     "table": "prism_repro.tables",
+    "simulate": "prism_repro.simulate",
 }
 
 
