@@ -132,3 +132,9 @@ def check_references(config: Mapping) -> None:
                     f"config key 'experiments.{name}.datasets': unknown dataset {dataset!r}; "
                     f"allowed values: {', '.join(defined)}"
                 )
+    for dataset in config.get("theory", {}).get("datasets", []):
+        if dataset not in defined:
+            raise ConfigError(
+                f"config key 'theory.datasets': unknown dataset {dataset!r}; "
+                f"allowed values: {', '.join(defined)}"
+            )

@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
-from matplotlib.colors import TwoSlopeNorm  # noqa: E402
+from matplotlib.colors import Normalize  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from scipy.stats import spearmanr  # noqa: E402
 
@@ -587,8 +587,8 @@ def _fig7_norm(values: list[np.ndarray]):
     lo, hi = float(finite.min()), float(finite.max())
     if lo < 0 < hi:
         top = max(-lo, hi)
-        return matplotlib.colors.Normalize(-top, top), "RdBu_r"
-    return matplotlib.colors.Normalize(lo, hi), "viridis"
+        return Normalize(-top, top), "RdBu_r"
+    return Normalize(lo, hi), "viridis"
 
 
 def _fraction_colors(fractions) -> dict:
@@ -754,7 +754,9 @@ def _fig7_scenarios(e: plt.Axes, sim: pd.DataFrame) -> None:
         g = g.sort_values("degree_mean")
         ratio = g["drift_sim"] / g["drift_pred"]
         label = f"{FIG7_SCENARIO_LABELS.get(scenario, scenario)}: median {np.nanmedian(ratio):.3g}"
-        e.plot(g["degree_mean"], ratio, "o-", ms=3.5, lw=1, label=label, color=palette.get(scenario))
+        e.plot(
+            g["degree_mean"], ratio, "o-", ms=3.5, lw=1, label=label, color=palette.get(scenario)
+        )
     e.axhline(1, color="0.3", lw=0.8, ls="--")
     e.set_xscale("log")
     e.set_yscale("symlog", linthresh=1)

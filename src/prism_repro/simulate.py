@@ -89,9 +89,7 @@ class Graph:
         return np.bincount(self.items, minlength=self.num_items)
 
 
-def power_law_graph(
-    users: int, items: int, interactions: int, exponent: float, seed: int
-) -> Graph:
+def power_law_graph(users: int, items: int, interactions: int, exponent: float, seed: int) -> Graph:
     """A bipartite graph whose item degrees follow a Zipf law (item of rank r drawn with weight
     r^-exponent), users uniform, duplicate pairs removed; items left without an interaction are
     dropped and the rest renumbered."""
@@ -142,7 +140,13 @@ class _Batches:
     draws with replacement."""
 
     def __init__(self, num_edges: int, size: int, sampler: str, gen: torch.Generator, device):
-        self.n, self.size, self.sampler, self.gen, self.device = num_edges, size, sampler, gen, device
+        self.n, self.size, self.sampler, self.gen, self.device = (
+            num_edges,
+            size,
+            sampler,
+            gen,
+            device,
+        )
         self.perm, self.pos = None, num_edges
 
     def __next__(self) -> torch.Tensor:
@@ -213,9 +217,15 @@ def simulate(
 ) -> pd.DataFrame:
     """One Monte-Carlo run of ``steps`` recorded steps (after ``burn_in`` unrecorded ones); one row
     per item-degree bin with at least one item."""
+    if scenario not in SCENARIOS:
+        raise ValueError(f"unknown scenario {scenario!r}; choose from {sorted(SCENARIOS)}")
     sc = SCENARIOS[scenario]
     if not 0 < batch_fraction <= 1:
         raise ValueError(f"batch fraction must lie in (0, 1], got {batch_fraction}")
+    if steps < 2 or burn_in < 0 or dim < 2 or bins < 1:
+        raise ValueError("need steps >= 2, burn_in >= 0, dim >= 2 and bins >= 1")
+    if lr <= 0 or weight_decay < 0 or not 0 < cos_sq <= 1 or negatives <= 0:
+        raise ValueError("need lr > 0, weight_decay >= 0, 0 < cos_sq <= 1 and negatives > 0")
     dev = torch.device(device)
     gen = torch.Generator(device=dev).manual_seed(seed)
     init_gen = torch.Generator().manual_seed(seed)
@@ -412,8 +422,10 @@ def binomial_z(successes, trials, p) -> np.ndarray:
             out[j] = np.nan
             continue
         pj = float(np.clip(p[j], 0.0, 1.0))
-        pvalue = binomtest(int(k[j]), int(n[j]), pj).pvalue if 0 < pj < 1 else float(
-            k[j] == round(pj * n[j])
+        pvalue = (
+            binomtest(int(k[j]), int(n[j]), pj).pvalue
+            if 0 < pj < 1
+            else float(k[j] == round(pj * n[j]))
         )
         out[j] = np.copysign(min(norm.isf(pvalue / 2), 40.0), k[j] / n[j] - pj) + 0.0
     return out
@@ -457,6 +469,9 @@ def _command(args: argparse.Namespace) -> None:
         graph = power_law_graph(
             args.users, args.items, args.interactions, args.zipf_exponent, args.graph_seed
         )
+    if args.threads < 1:
+        raise UserError(f"--threads must be >= 1, got {args.threads}")
+    torch.set_num_threads(args.threads)
     device = str(resolve_device(args.device))
     log.info(
         "graph %s: %d users, %d items, %d interactions, max item degree %d; device %s",
@@ -467,20 +482,24 @@ def _command(args: argparse.Namespace) -> None:
         graph.item_degree().max(),
         device,
     )
-    frame = run_all(
-        graph,
-        args.scenarios,
-        args.batch_fractions,
-        steps=args.steps,
-        lr=args.lr,
-        weight_decay=args.weight_decay,
-        dim=args.dim,
-        cos_sq=args.cos_sq,
-        negatives=args.negatives,
-        bins=args.degree_bins,
-        seed=args.seed,
-        device=device,
-    )
+    try:
+        frame = run_all(
+            graph,
+            args.scenarios,
+            args.batch_fractions,
+            steps=args.steps,
+            lr=args.lr,
+            weight_decay=args.weight_decay,
+            dim=args.dim,
+            cos_sq=args.cos_sq,
+            negatives=args.negatives,
+            bins=args.degree_bins,
+            burn_in=args.burn_in,
+            seed=args.seed,
+            device=device,
+        )
+    except ValueError as err:
+        raise UserError(str(err)) from None
     write_parquet(frame, args.out, metadata={"graph": graph.name, "scenarios": args.scenarios})
 
 
@@ -500,6 +519,7 @@ def register(sub) -> None:
     p.add_argument("--scenarios", nargs="+", default=list(SCENARIOS))
     p.add_argument("--batch-fractions", type=float, nargs="+", required=True)
     p.add_argument("--steps", type=int, required=True)
+    p.add_argument("--burn-in", type=int, default=0, help="unrecorded steps before the recorded")
     p.add_argument("--lr", type=float, default=theory.FIG7_LR)
     p.add_argument("--weight-decay", type=float, default=theory.FIG7_WEIGHT_DECAY)
     p.add_argument("--dim", type=int, default=64)
@@ -508,5 +528,6 @@ def register(sub) -> None:
     p.add_argument("--degree-bins", type=int, default=12)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--threads", type=int, default=1, help="CPU threads (torch.set_num_threads)")
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(func=_command)

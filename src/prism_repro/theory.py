@@ -161,7 +161,9 @@ def figure7_regimes(
     band_f = np.concatenate([f[in_band], band])
     zb = expected_magnitude_change(d[None, :], band_f[:, None], lr, weight_decay, sq_norm, cos_sq)
     return {
-        "ratio": 2 * weight_decay * sq_norm / (lr * (1 - cos_sq) / sq_norm) if cos_sq < 1 else np.inf,
+        "ratio": 2 * weight_decay * sq_norm / (lr * (1 - cos_sq) / sq_norm)
+        if cos_sq < 1
+        else np.inf,
         "bottom": float(np.abs(z[0]).max() / scale),
         "top_spread": float(np.ptp(z[-1]) / scale),
         "top_min": float(z[-1].min() / scale),
