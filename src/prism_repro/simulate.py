@@ -187,15 +187,18 @@ def _pair_cosines(Uh: torch.Tensor, Vh: torch.Tensor, pu: torch.Tensor, pi: torc
 
 def _cos_gradients(Uh, u_norm, Vh, v_norm, pu, pi, sign):
     """Gradient tables (users, items) of -sum_j sign_j cos(u_j, i_j) over the pairs (pu, pi):
-    a pair adds -sign (i^ - cos u^) / ||u|| to row u and -sign (u^ - cos i^) / ||i|| to row i."""
+    a pair adds -sign (i^ - cos u^) / ||u|| to row u and -sign (u^ - cos i^) / ||i|| to row i.
+    Also returns, per item, the sum of cos^2 over its pairs."""
     GU, GV = torch.zeros_like(Uh), torch.zeros_like(Vh)
+    pair_cos2 = torch.zeros(len(Vh), dtype=Vh.dtype, device=Vh.device)
     for s in range(0, len(pu), CHUNK):
         u, i, sg = pu[s : s + CHUNK], pi[s : s + CHUNK], sign[s : s + CHUNK, None]
         uh, vh = Uh.index_select(0, u), Vh.index_select(0, i)
         c = torch.einsum("ij,ij->i", uh, vh)[:, None]
         GU.index_add_(0, u, -sg * (vh - c * uh) / u_norm[u, None])
         GV.index_add_(0, i, -sg * (uh - c * vh) / v_norm[i, None])
-    return GU, GV
+        pair_cos2.index_add_(0, i, c[:, 0] ** 2)
+    return GU, GV, pair_cos2
 
 
 @torch.no_grad()
@@ -269,7 +272,7 @@ def simulate(
         p_theory, p_exact = p_pos, exact_pos
     p_item = torch.from_numpy(p_theory).to(dev)
 
-    names = ("incl", "copies", "drift", "pred", "decay", "grad", "sq", "cos2", "growth")
+    names = ("incl", "copies", "drift", "pred", "decay", "grad", "sq", "cos2", "growth", "pcos2")
     rec = torch.zeros(steps, nb, len(names), dtype=torch.float64, device=dev)
     bins_valid = bin_of[valid]
     batches = _Batches(E, size, sc.sampler, gen, dev)
@@ -303,7 +306,7 @@ def simulate(
             keep = _first_per_item(pi, n_items)
             pu, pi, sign = pu[keep], pi[keep], sign[keep]
         copies = torch.bincount(pi, minlength=n_items).to(torch.float64)
-        GU, GV = _cos_gradients(Uh, u_norm, Vh, v_norm, pu, pi, sign)
+        GU, GV, pair_cos2 = _cos_gradients(Uh, u_norm, Vh, v_norm, pu, pi, sign)
         if adam is not None:
             U.grad, V.grad = GU, GV
             adam.step()
@@ -322,7 +325,7 @@ def simulate(
         if not torch.isfinite(drift).all():
             raise FloatingPointError(f"{scenario} at |B|/|E| = {frac:g}: non-finite norms")
         if t >= 0:
-            cols = (copies > 0, copies, drift, pred, decay, grad_term, sq, cos2, growth)
+            cols = (copies > 0, copies, drift, pred, decay, grad_term, sq, cos2, growth, pair_cos2)
             stacked = torch.stack([c.to(torch.float64) for c in cols], dim=1)[valid]
             rec[t].index_add_(0, bins_valid, stacked)
     rec /= count[None, :, None]
@@ -371,6 +374,7 @@ def simulate(
             "p_sim": p_sim,
             "p_se": p_se,
             "p_z": binomial_z(p_sim * n_obs, n_obs, p_t),
+            "p_exact_z": binomial_z(p_sim * n_obs, n_obs, bin_avg(p_exact)),
             "events": p_t * n_obs,
             "resolved": p_t * n_obs >= MIN_EVENTS,
             "copies": np.divide(
@@ -378,6 +382,13 @@ def simulate(
             ),
             "sq_norm": r["sq"].mean(0),
             "cos_sq": r["cos2"].mean(0),
+            # cos^2 of the pairs that moved the items (over all pairs, each inclusion event)
+            "pair_cos_sq": np.divide(
+                r["pcos2"].sum(0),
+                r["copies"].sum(0),
+                out=np.full(nb, np.nan),
+                where=r["copies"].sum(0) > 0,
+            ),
             "growth": r["growth"].mean(0),
             "drift_sim": drift_sim,
             "drift_pred": drift_pred,
