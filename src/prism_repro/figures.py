@@ -627,8 +627,8 @@ def magnitude_change_heatmap(data: FigureData | None = None) -> plt.Figure:
         f_lo, f_hi = float(f_edges[0]), float(min(f_edges[-1], 1.0))
     else:
         d_lo, d_hi, f_lo, f_hi = 1.0, 1e3, 1e-5, 1.0
-    degree = np.logspace(np.log10(d_lo), np.log10(d_hi), 241)
-    fraction = np.logspace(np.log10(f_lo), np.log10(f_hi), 181)
+    degree = np.logspace(np.log10(d_lo), np.log10(d_hi), 121)
+    fraction = np.logspace(np.log10(f_lo), np.log10(f_hi), 91)
     z = theory.expected_magnitude_change(
         degree[None, :], fraction[:, None], lr, wd, theory.FIG7_SQ_NORM, cos_sq
     )
