@@ -644,7 +644,7 @@ def magnitude_change_heatmap(data: FigureData | None = None) -> plt.Figure:
     (a, b, c), (d, e, f) = axes
     settings = f"η = {fmt_num(lr)}, λ = {fmt_num(wd)}"
     mesh = a.pcolormesh(
-        degree, fraction, z / 10.0**scale, shading="auto", cmap=cmap, norm=norm, rasterized=True
+        degree, fraction, z / 10.0**scale, shading="gouraud", cmap=cmap, norm=norm, rasterized=True
     )
     a.set_title(
         f"(a) Theorem 3.1 (paper's Figure 7): {settings},\n"

@@ -61,9 +61,9 @@ rule simulate:
         "results/{preset}/logs/simulate/{graph}.log",
     wildcard_constraints:
         graph="|".join(re.escape(g) for g in theory_graphs()),
-    threads: 1
     conda:
         "../../envs/prism.yaml"
+    threads: 1
     params:
         args=simulate_args,
     shell:
