@@ -353,8 +353,10 @@ def theory_claims(theory: pd.DataFrame | None) -> list[dict]:
         row["criterion"] += (
             f"; worst bin: degree ~{worst['degree_mean']:.3g} at |B|/|E| "
             f"{worst['batch_fraction']:.2g} (gamma|B|/|I| {worst['negative_fraction']:.2g}): "
-            f"cos^2 of the pairs that moved it {worst['pair_cos_sq']:.3f}, of its own "
-            f"interactions {worst['cos_sq']:.3f} (a negative pairs an item with a random user)"
+            f"simulated / predicted {worst['drift_sim'] / worst['drift_pred']:.4f} where "
+            f"(1 - cos^2) of the pairs that moved it / of its own interactions is "
+            f"{(1 - worst['pair_cos_sq']) / (1 - worst['cos_sq']):.4f} (a negative pairs an "
+            "item with a random user; the corollary assumes its own users' cos^2)"
         )
     rows.append(row)
     rows.append(_batched_row(scenario("sgd_batched"), scenario("sgd")))

@@ -731,12 +731,12 @@ def _fig7_lines(c: plt.Axes, d: plt.Axes, f: plt.Axes, sgd: pd.DataFrame, colors
     )
     f.set_ylabel("P(i in B)")
     f.text(
-        0.98,
-        0.03,
+        0.02,
+        0.9,
         f"max |z| = {worst_p:.2f} (exact binomial test)",
         transform=f.transAxes,
-        ha="right",
-        va="bottom",
+        ha="left",
+        va="top",
         fontsize="small",
     )
     for ax in (c, d, f):
