@@ -156,7 +156,7 @@ def test_direct_gather_equals_encoding_distinct_ids(data, run, sampling):
         dim=16,
         batch_size=64,
         device="cpu",
-        negative_sampling=sampling,
+        negative_pool=sampling,
         uniformity_rows="interactions",
     )
     results = []

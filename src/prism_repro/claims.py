@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.stats import spearmanr
 
-from prism_repro.tables import table1
+from prism_repro.picks import pick_weight_decay, spearman_rho
+from prism_repro.table1 import table1
 
 NOT_RUN = "not run"
 
@@ -161,10 +161,9 @@ def magnitude_claim(metrics: pd.DataFrame, norms: pd.DataFrame) -> dict:
     runs = _runs(metrics, "fig1")
     if runs.empty or norms.empty or not (runs["weight_decay"] == 0).any():
         return {"claim": name, "paper": np.nan, "ours": np.nan, "criterion": "", "verdict": NOT_RUN}
-    positive = sorted(w for w in runs["weight_decay"].unique() if w > 0)
-    if not positive:
+    with_wd = pick_weight_decay(runs["weight_decay"].unique(), what="magnitude claim")
+    if with_wd is None:
         return {"claim": name, "paper": np.nan, "ours": np.nan, "criterion": "", "verdict": NOT_RUN}
-    with_wd = min(positive, key=lambda w: abs(np.log10(w) + 6))  # the paper's 1e-6, or the nearest
     items = norms[(norms["node"] == "item") & (norms["experiment"] == "fig1")]
     gaps = []
     for (dataset, _loss), part in runs.groupby(["dataset", "loss"]):
@@ -174,7 +173,7 @@ def magnitude_claim(metrics: pd.DataFrame, norms: pd.DataFrame) -> dict:
             if pick.empty:
                 break
             n = items[(items["run"] == pick["run"].iloc[0]) & (items["dataset"] == dataset)]
-            rho[wd] = spearmanr(n["degree"], n["norm"]).statistic
+            rho[wd] = spearman_rho(n["degree"], n["norm"])
         if len(rho) == 2:
             gaps.append(rho[with_wd] - rho[0.0])
     gap = float(np.mean(gaps)) if gaps else np.nan
@@ -327,10 +326,11 @@ def theory_claims(theory: pd.DataFrame | None) -> list[dict]:
             )
         )
         rhos = [
-            spearmanr(g["degree_mean"], g["drift_sim"]).statistic
+            spearman_rho(g["degree_mean"], g["drift_sim"])
             for _, g in scenario("adam").groupby(["graph", "batch_fraction"])
-            if len(g) > 2 and g["drift_sim"].nunique() > 1
+            if len(g) > 2
         ]
+        rhos = [r for r in rhos if np.isfinite(r)]
         rho = float(np.median(rhos)) if rhos else np.nan
         rows.append(
             _theory_row(

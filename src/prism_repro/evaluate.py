@@ -42,8 +42,13 @@ def load_model(path: Path, data, device) -> tuple[torch.nn.Module, dict]:
     return model.to(device).eval(), summary
 
 
-def evaluate_model(model, data, k: int, device) -> tuple[dict, torch.Tensor, torch.Tensor]:
-    """Validation and test metrics, and the (user, item) outputs the test ranking used."""
+def evaluate_model(
+    model, data, k: int, device, test_graph: str = "train_val"
+) -> tuple[dict, torch.Tensor, torch.Tensor]:
+    """Validation and test metrics, and the (user, item) outputs the test ranking used.
+
+    ``test_graph`` (variant key lightgcn_test_graph): a graph encoder propagates over train +
+    validation edges for the test ranking (``train_val``, the released code) or train edges."""
     stratum = torch.from_numpy(data.item_stratum.astype(np.int64)).to(device)
     train_sets = UserItemSets(data.train, data.num_users, device)
     val_sets = UserItemSets(data.val, data.num_users, device)
@@ -55,7 +60,7 @@ def evaluate_model(model, data, k: int, device) -> tuple[dict, torch.Tensor, tor
             users, items, val_sets, [train_sets], stratum, k
         ).items():
             out[f"val_{name}"] = value
-        if hasattr(model, "set_graph"):
+        if hasattr(model, "set_graph") and test_graph == "train_val":
             model.set_graph(torch.from_numpy(np.concatenate([data.train, data.val]).T.copy()))
             users, items = model()
         for name, value in evaluate_ranking(
@@ -66,14 +71,21 @@ def evaluate_model(model, data, k: int, device) -> tuple[dict, torch.Tensor, tor
 
 
 def write_run_results(
-    model, summary: dict, data, k: int, device, out_metrics: Path, out_norms: Path
+    model,
+    summary: dict,
+    data,
+    k: int,
+    device,
+    out_metrics: Path,
+    out_norms: Path,
+    test_graph: str = "train_val",
 ) -> dict:
     """Evaluate a trained model and write the run's metrics row and its embedding norms."""
     if summary["diverged"] and summary["best_epoch"] == 0:
         metrics = {f"{s}_{m}": float("nan") for s in ("val", "test") for m in METRIC_NAMES}
         users = items = None
     else:
-        metrics, users, items = evaluate_model(model, data, k, device)
+        metrics, users, items = evaluate_model(model, data, k, device, test_graph)
     row = {key: value for key, value in summary.items() if key != "engine"}
     row.update({f"engine_{key}": value for key, value in summary["engine"].items()})
     row.update(metrics)

@@ -16,11 +16,17 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.colors import Normalize  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
-from scipy.stats import spearmanr  # noqa: E402
 
-from prism_repro import theory  # noqa: E402
+from prism_repro import (
+    registry,  # noqa: E402
+    theory,  # noqa: E402
+)
 from prism_repro.io import atomic_path  # noqa: E402
-from prism_repro.runspec import fmt_num  # noqa: E402
+from prism_repro.picks import first_seed, pick_weight_decay, spearman_rho  # noqa: E402
+from prism_repro.runspec import (
+    DEFAULT_VARIANT,  # noqa: E402
+    fmt_num,  # noqa: E402
+)
 
 log = logging.getLogger("prism_repro.figures")
 STRATA_LABELS = {
@@ -29,17 +35,15 @@ STRATA_LABELS = {
     "ndcg_neutral": "neutral",
     "ndcg_unpopular": "unpopular",
 }
-LOSS_LABELS = {"bpr": "BPR", "ssm": "SSM", "directau": "DirectAU", "mawu": "MAWU"}
-BACKBONE_LABELS = {"mf": "MF", "nlmf": "non-linear MF", "lightgcn": "LightGCN"}
-LOSS_ORDER = ("bpr", "ssm", "directau", "mawu")
-BACKBONE_ORDER = ("mf", "nlmf", "lightgcn")
+LOSS_LABELS = {name: e.label for name, e in registry.LOSSES.items()}
+BACKBONE_LABELS = {name: e.label for name, e in registry.BACKBONES.items()}
+LOSS_ORDER = tuple(registry.LOSSES)
+BACKBONE_ORDER = tuple(registry.BACKBONES)
 DATASET_ORDER = ("MovieLens1M", "Gowalla", "Yelp2018", "AmazonBook")
 STRATA_NAMES = {0: "popular", 1: "neutral", 2: "unpopular"}  # norms' item stratum -> group
 STRATA_COLORS = {
     "overall": "0.15",
-    "popular": "#d55e00",
-    "neutral": "#009e73",
-    "unpopular": "#0072b2",
+    **{name: g.color for name, g in registry.POPULARITY_GROUPS.items()},
 }  # colour-blind safe
 
 
@@ -144,26 +148,6 @@ def _run_keys(a: pd.DataFrame, b: pd.DataFrame) -> list[str]:
     return [c for c in ("experiment", "dataset", "run") if c in a and c in b]
 
 
-def _first_seed(runs: pd.DataFrame, by: list[str]) -> pd.DataFrame:
-    """One run per setting: the one with the lowest seed."""
-    return runs.sort_values(["seed", "run"]).groupby(by, sort=False).head(1)
-
-
-def _pick_weight_decay(values, wanted: float, what: str) -> float | None:
-    """``wanted`` if one of the (non-zero) ``values``; else the nearest on a log scale, with a warning."""
-    values = sorted({float(v) for v in values if v > 0})
-    if not values:
-        return None
-    for v in values:
-        if np.isclose(v, wanted, rtol=1e-6, atol=0):
-            return v
-    near = min(values, key=lambda v: abs(np.log10(v) - np.log10(wanted)))
-    log.warning(
-        "%s: no runs at weight decay %s; showing %s instead", what, fmt_num(wanted), fmt_num(near)
-    )
-    return near
-
-
 def _strata_legend(fig: plt.Figure, title: str = "items", lines: bool = True) -> None:
     """One legend right of the panels: the NDCG lines' groups, or (``lines=False``) the scatter's."""
     groups = STRATA_LABELS.values() if lines else STRATA_NAMES.values()
@@ -196,16 +180,6 @@ def _strata_panel(ax: plt.Axes, frame: pd.DataFrame, x: str, order: list) -> Non
         ax.fill_between(
             xs, g["mean"] - sd, g["mean"] + sd, color=STRATA_COLORS[label], alpha=0.2, lw=0
         )
-
-
-def spearman_rho(degree, norm) -> float:
-    """Spearman rank correlation of magnitude and degree (NaN below two distinct values of either)."""
-    frame = pd.DataFrame(
-        {"degree": np.asarray(degree, float), "norm": np.asarray(norm, float)}
-    ).dropna()
-    if len(frame) < 2 or frame["degree"].nunique() < 2 or frame["norm"].nunique() < 2:
-        return float("nan")
-    return float(spearmanr(frame["degree"], frame["norm"]).statistic)
 
 
 def _magnitude_panel(ax: plt.Axes, items: pd.DataFrame, title: str) -> float:
@@ -274,15 +248,21 @@ def _ndcg_grid(
     k = _k(everything)
     order = sorted(everything[x].unique())
     datasets = _datasets(everything) or [""]
-    pairs = everything[["backbone", "loss"]].drop_duplicates().itertuples(index=False)
+    if "variant" not in everything:
+        everything = everything.assign(variant=DEFAULT_VARIANT)
+        metrics = metrics.assign(variant=DEFAULT_VARIANT)
+    variants = list(dict.fromkeys(everything["variant"].fillna(DEFAULT_VARIANT)))
+    cols = ["backbone", "loss", "variant"]
+    triples = everything[cols].fillna(DEFAULT_VARIANT).drop_duplicates().itertuples(index=False)
     settings = sorted(
-        pairs,
+        triples,
         key=lambda p: (
             BACKBONE_ORDER.index(p.backbone) if p.backbone in BACKBONE_ORDER else 99,
             LOSS_ORDER.index(p.loss) if p.loss in LOSS_ORDER else 99,
+            variants.index(p.variant),
         ),
     )
-    rows = [(s.backbone, s.loss) for s in settings] or [(None, None)]
+    rows = [(s.backbone, s.loss, s.variant) for s in settings] or [(None, None, None)]
     fig, axes = plt.subplots(
         len(rows),
         len(datasets),
@@ -290,9 +270,15 @@ def _ndcg_grid(
         squeeze=False,
         sharex=True,
     )
-    for r, (backbone, loss) in enumerate(rows):
-        part = metrics[(metrics["backbone"] == backbone) & (metrics["loss"] == loss)]
+    for r, (backbone, loss, variant) in enumerate(rows):
+        part = metrics[
+            (metrics["backbone"] == backbone)
+            & (metrics["loss"] == loss)
+            & (metrics["variant"].fillna(DEFAULT_VARIANT) == variant)
+        ]
         prefix = _setting_label(backbone, loss) if backbone is not None else ""
+        if prefix and len(variants) > 1:  # runs of several variants: one row each
+            prefix += f" [{variant}]"
         _ndcg_row(
             axes[r], part, datasets, x, order, xlabel if r == len(rows) - 1 else "", prefix, k
         )
@@ -333,7 +319,7 @@ def magnitude_vs_degree(data: FigureData, weight_decay: float = 1e-6) -> plt.Fig
     metrics, _, norms = _inputs(data)
     metrics = metrics[metrics["decay"] != "batched"]
     m = drop_diverged(metrics, "fig2")
-    wd = _pick_weight_decay(metrics["weight_decay"], weight_decay, "fig2")
+    wd = pick_weight_decay(metrics["weight_decay"], weight_decay, "fig2")
     wd = weight_decay if wd is None else wd
     losses = _ordered(metrics["loss"], LOSS_ORDER) or [None]
     datasets = _datasets(metrics) or [""]
@@ -346,7 +332,7 @@ def magnitude_vs_degree(data: FigureData, weight_decay: float = 1e-6) -> plt.Fig
         len(rows), len(datasets), figsize=(3.4 * len(datasets), 2.9 * len(rows)), squeeze=False
     )
     for r, (tag, text, mask, loss) in enumerate(rows):
-        runs = _first_seed(m[mask & (m["loss"] == loss)], ["dataset", "backbone", "loss"])
+        runs = first_seed(m[mask & (m["loss"] == loss)], ["dataset", "backbone", "loss"])
         items = _item_norms(norms, runs)
         for c, dataset in enumerate(datasets):
             ax = axes[r][c]
@@ -378,11 +364,11 @@ def batched_weight_decay(data: FigureData, weight_decay: float = 1e-6) -> plt.Fi
         axes[0], m, datasets, "weight_decay", order, "batched weight decay (0 = none)", prefix, k
     )
     batched = m[m["decay"] == "batched"]
-    wd = _pick_weight_decay(
+    wd = pick_weight_decay(
         metrics.loc[metrics["decay"] == "batched", "weight_decay"], weight_decay, "fig3"
     )
     wd = weight_decay if wd is None else wd
-    runs = _first_seed(
+    runs = first_seed(
         batched[np.isclose(batched["weight_decay"], wd, rtol=1e-6, atol=0)],
         ["dataset", "backbone", "loss"],
     )
@@ -417,7 +403,8 @@ def ndcg_vs_epochs(data: FigureData) -> plt.Figure:
         & (metrics["backbone"] == "mf")
         & (metrics["loss"] == "directau")
         & (metrics["init"] == "xavier")
-        & (metrics["decay"] == "full")
+        # tuning may pick weight decay 0, stored as decay mode none: the reference is still drawn
+        & metrics["decay"].isin(["full", "none"])
     ]
     sweep_all = _prism_sweep(metrics)
     sweep, ref = (

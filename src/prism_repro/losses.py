@@ -10,19 +10,18 @@ docs/paper-vs-code.md.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import skip_init
 
+from prism_repro import registry
 from prism_repro.uniformity import uniformity
 
 __all__ = [
     "LossBatch",
-    "LossSpec",
     "LOSSES",
     "compute_loss",
     "bpr_loss",
@@ -189,41 +188,9 @@ def mawu_gammas(dataset: str, backbone: str = "mf") -> dict[str, float]:
     return dict(MAWU_GAMMAS.get(key, MAWU_DEFAULT_GAMMAS))
 
 
-@dataclass(frozen=True)
-class LossSpec:
-    """What a loss needs from the engine, and its default hyper-parameters."""
-
-    name: str
-    fn: Callable[..., torch.Tensor]
-    negatives: int  # default number of sampled negatives per positive; 0 = none
-    angle_based: bool  # depends on directions only (invariant to per-row positive rescaling)
-    needs_margins: bool = False
-    defaults: dict = field(default_factory=dict)
-    needs_uniformity_rows: bool = False  # reads users_unif / items_unif
-
-
-LOSSES: dict[str, LossSpec] = {
-    "bpr": LossSpec("bpr", bpr_loss, negatives=1, angle_based=False),
-    # The paper uses 10 negatives; the released script 20 (RELEASED_SSM_NEGATIVES).
-    "ssm": LossSpec("ssm", ssm_loss, negatives=10, angle_based=True, defaults={"temperature": 0.2}),
-    "directau": LossSpec(
-        "directau",
-        directau_loss,
-        negatives=0,
-        angle_based=True,
-        defaults={"gamma": 1.0},
-        needs_uniformity_rows=True,
-    ),
-    "mawu": LossSpec(
-        "mawu",
-        mawu_loss,
-        negatives=0,
-        angle_based=True,
-        needs_margins=True,
-        defaults=dict(MAWU_DEFAULT_GAMMAS),
-        needs_uniformity_rows=True,
-    ),
-}
+# The registry of losses (what each needs, its defaults, its grid parameters) is
+# prism_repro.registry.LOSSES; its entries name the functions above.
+LOSSES = registry.LOSSES
 
 
 def compute_loss(name: str, batch: LossBatch, **hparams) -> torch.Tensor:
@@ -240,4 +207,4 @@ def compute_loss(name: str, batch: LossBatch, **hparams) -> torch.Tensor:
         raise ValueError(f"loss {name!r} needs user_margin and item_margin")
     if spec.needs_uniformity_rows and (batch.users_unif is None or batch.items_unif is None):
         raise ValueError(f"loss {name!r} needs users_unif and items_unif")
-    return spec.fn(batch, **{**spec.defaults, **hparams})
+    return spec.function()(batch, **{**spec.defaults, **hparams})

@@ -1,6 +1,6 @@
 # Figures: each reads aggregated experiment tables only, so a plotting change reruns just the plot.
-# Which experiments feed which figure: FIGURE_EXPERIMENTS in common.smk; Figure 7 reads the
-# theory simulation (theory.smk).
+# Which experiments feed which figure: FIGURE_EXPERIMENTS in prism_repro/artifacts.py; Figure 7
+# reads the theory simulation (theory.smk).
 
 
 rule figure:
