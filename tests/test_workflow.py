@@ -41,9 +41,11 @@ def test_tiny_preset_builds_every_artifact(tiny_run):
     figures = artifacts.available(artifacts.FIGURE_EXPERIMENTS, experiments)
     tables = artifacts.available(artifacts.TABLE_EXPERIMENTS, experiments)
     assert len(figures) == 10 and set(tables) == {"table1", "table2", "runs", "claims"}
-    for path in [f"figures/{f}.{ext}" for f in figures for ext in ("png", "pdf")] + [
-        f"tables/{t}.{ext}" for t in tables for ext in ("csv", "md", "tex")
-    ]:
+    for path in (
+        [f"figures/{f}.{ext}" for f in figures for ext in ("png", "pdf")]
+        + [f"tables/{t}.{ext}" for t in tables for ext in ("csv", "md", "tex")]
+        + ["theory/powerlaw.parquet"]
+    ):
         assert (out / path).stat().st_size > 0, path
     metrics = pd.read_parquet(out / "metrics" / "fig1.parquet")
     assert (
@@ -167,6 +169,29 @@ def test_one_figure_schedules_only_what_it_needs(workflow_copy):
     # fig8: LightGCN + DirectAU at 2 weight decays x 2 seeds, no tuning
     assert counts["train"] == 4 and counts["aggregate"] == 1 and counts["figure"] == 1
     assert "select" not in counts and "table" not in counts
+
+
+def test_figure_7_schedules_the_simulation_only(workflow_copy):
+    dry = snakemake(
+        workflow_copy,
+        "-n",
+        "--cores",
+        "1",
+        "results/tiny/figures/fig7.png",
+        "--config",
+        "preset=tiny",
+    )
+    assert job_counts(dry.stdout) == {"simulate": 1, "figure": 1}
+    # the paper preset simulates the power-law graph and Gowalla's train split
+    paper = snakemake(workflow_copy, "-n", "--cores", "1", "results/paper/tables/claims.csv")
+    assert job_counts(paper.stdout)["simulate"] == 2
+
+
+def test_unknown_dataset_in_theory_is_a_config_error(workflow_copy):
+    proc = snakemake(
+        workflow_copy, "-n", "--config", "preset=tiny", "theory={datasets: [Gowala]}", check=False
+    )
+    assert proc.returncode != 0 and "theory.datasets" in proc.stderr and "Gowala" in proc.stderr
 
 
 def test_deleting_one_runs_results_reruns_only_it_and_the_aggregation(tiny_run):
