@@ -16,6 +16,7 @@ import torch
 
 from prism_repro.data.split import load_split
 from prism_repro.io import write_parquet
+from prism_repro.losses import wrap_for_loss
 from prism_repro.models import build_encoder
 from prism_repro.ranking import UserItemSets, evaluate_ranking
 from prism_repro.runspec import RunSpec
@@ -36,6 +37,7 @@ def load_model(path: Path, data, device) -> tuple[torch.nn.Module, dict]:
         train_edges=torch.from_numpy(data.train.T.copy()),
         relu=engine["nlmf_relu"],
     )
+    model = wrap_for_loss(spec.loss, model)
     model.load_state_dict(
         {k.removeprefix("model."): v for k, v in payload["state"].items() if k.startswith("model.")}
     )
@@ -43,25 +45,30 @@ def load_model(path: Path, data, device) -> tuple[torch.nn.Module, dict]:
 
 
 def evaluate_model(model, data, k: int, device) -> tuple[dict, torch.Tensor, torch.Tensor]:
-    """Validation and test metrics, and the (user, item) outputs the test ranking used."""
+    """Validation and test metrics, and the (user, item) outputs of the test-time model.
+
+    Rankings use the model's ``ranking_outputs`` (its outputs, unless its score is not their dot
+    product, as MACR's); the returned outputs are ``model()``'s (the embedding norms).
+    """
     stratum = torch.from_numpy(data.item_stratum.astype(np.int64)).to(device)
     train_sets = UserItemSets(data.train, data.num_users, device)
     val_sets = UserItemSets(data.val, data.num_users, device)
     test_sets = UserItemSets(data.test, data.num_users, device)
     out = {}
     with torch.no_grad():
-        users, items = model()
+        users, items = model.ranking_outputs()
         for name, value in evaluate_ranking(
             users, items, val_sets, [train_sets], stratum, k
         ).items():
             out[f"val_{name}"] = value
-        if hasattr(model, "set_graph"):
-            model.set_graph(torch.from_numpy(np.concatenate([data.train, data.val]).T.copy()))
-            users, items = model()
+        # graph encoders propagate over train + validation edges at test time; others ignore it
+        model.set_graph(torch.from_numpy(np.concatenate([data.train, data.val]).T.copy()))
+        users, items = model.ranking_outputs()
         for name, value in evaluate_ranking(
             users, items, test_sets, [train_sets, val_sets], stratum, k
         ).items():
             out[f"test_{name}"] = value
+        users, items = model()
     return out, users, items
 
 

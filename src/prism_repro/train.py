@@ -26,7 +26,16 @@ from prism_repro.decay import BATCH_ROW_DECAY, batch_decay_penalty, optimizer_we
 from prism_repro.evaluate import write_run_results
 from prism_repro.initialization import prism_init_
 from prism_repro.io import atomic_path, write_parquet
-from prism_repro.losses import LOSSES, LossBatch, MawuMargins, compute_loss, mawu_gammas
+from prism_repro.losses import (
+    LOSSES,
+    REGULARISERS,
+    LossBatch,
+    MawuMargins,
+    compute_loss,
+    compute_regulariser,
+    mawu_gammas,
+    wrap_for_loss,
+)
 from prism_repro.models import build_encoder
 from prism_repro.provenance import provenance
 from prism_repro.ranking import UserItemSets, evaluate_rankings
@@ -105,12 +114,25 @@ class Trainer:
         cfg: EngineConfig,
         dataset: str,
         work_dir: Path | None = None,
+        regulariser: tuple[str, dict] | None = None,
     ):
+        """``regulariser``: (name in REGULARISERS, its hyper-parameters) added to the loss."""
         self.spec, self.data, self.cfg, self.dataset = spec, data, cfg, dataset
         self.work_dir = Path(work_dir) if work_dir else None
         self.device = resolve_device(cfg.device)
         self.loss_spec = LOSSES[spec.loss]
         self.hparams = loss_hparams(spec, cfg, dataset)
+        self.regulariser = regulariser
+        # every input the loss and the regulariser read: the batch is prepared from this alone
+        self.needs = set(self.loss_spec.inputs(self.hparams))
+        if regulariser is not None:
+            name, reg_hparams = regulariser
+            if name not in REGULARISERS:
+                raise ValueError(
+                    f"unknown regulariser {name!r}; choose from {sorted(REGULARISERS)}"
+                )
+            reg = REGULARISERS[name]
+            self.needs |= reg.inputs({**reg.defaults, **reg_hparams})
         self.num_negatives = self.loss_spec.negatives if cfg.negatives is None else cfg.negatives
         if self.loss_spec.negatives == 0:
             self.num_negatives = 0
@@ -135,6 +157,8 @@ class Trainer:
             prism_init_(
                 self.model.item_emb.weight, torch.from_numpy(data.item_degree), spec.alpha, init_gen
             )
+        # a loss that trains a model around the encoder (MACR's branches) wraps it here
+        self.model = wrap_for_loss(spec.loss, self.model, init_gen)
         self.margins = (
             MawuMargins(data.num_users, data.num_items, generator=init_gen)
             if self.loss_spec.needs_margins
@@ -155,10 +179,17 @@ class Trainer:
         self.train_sets = UserItemSets(data.train, data.num_users, self.device)
         self.val_sets = UserItemSets(data.val, data.num_users, self.device)
         self.item_stratum = torch.from_numpy(data.item_stratum.astype(np.int64)).to(self.device)
+        self.item_degree = (
+            torch.from_numpy(data.item_degree).to(self.device, torch.float32)
+            if "item_degree" in self.needs
+            else None
+        )
         self.state = RunState()
         needs_distinct_rows = (
-            self.loss_spec.needs_uniformity_rows and cfg.uniformity_rows == "unique"
-        ) or spec.decay == BATCH_ROW_DECAY
+            ("uniformity_rows" in self.needs and cfg.uniformity_rows == "unique")
+            or "unique_rows" in self.needs
+            or spec.decay == BATCH_ROW_DECAY
+        )
         self.encode_distinct = needs_distinct_rows or not self.model.gathers_rows
 
     # -- one epoch --------------------------------------------------------------------------
@@ -200,10 +231,42 @@ class Trainer:
             batch.items_unif = batch.pos if per_interaction else item_out
         if self.margins is not None:
             batch.user_margin, batch.item_margin = self.margins(users, items)
+        self._fill_extra_inputs(batch, items, user_rows, item_rows, user_out, item_out)
         loss = compute_loss(self.spec.loss, batch, **self.hparams)
+        if self.regulariser is not None:
+            name, reg_hparams = self.regulariser
+            loss = loss + compute_regulariser(name, batch, **reg_hparams)
         return loss + batch_decay_penalty(
             self.spec.decay, self.spec.weight_decay, user_out, item_out
         )
+
+    def _fill_extra_inputs(self, batch, items, user_rows, item_rows, user_out, item_out) -> None:
+        """The inputs of ``losses.INPUT_FIELDS`` beyond rows, negatives, uniformity and margins.
+
+        ``user_out`` / ``item_out`` are the batch's distinct rows whenever "unique_rows" is needed
+        (it turns ``encode_distinct`` on).
+        """
+        needs, size = self.needs, len(items)
+        if "unique_rows" in needs:
+            batch.users_unique, batch.items_unique = user_out, item_out
+        if "pos_items" in needs:
+            batch.pos_items = items
+        if "item_degree" in needs:
+            batch.item_degree = self.item_degree
+        if "all_items" in needs or "train_pairs" in needs:
+            all_users, all_items = self.model()
+            batch.all_items = all_items
+            if "train_pairs" in needs:
+                batch.train_items = self.train_items
+                batch.train_scores = (
+                    all_users.index_select(0, self.train_users)
+                    * all_items.index_select(0, self.train_items)
+                ).sum(-1)
+        if "branch_logits" in needs:
+            user_logit, item_logit = self.model.branch_logits(user_rows, item_rows)
+            batch.user_logit, batch.pos_logit = user_logit, item_logit[:size]
+            if batch.neg is not None:
+                batch.neg_logit = item_logit[size:].view(size, -1)
 
     def train_epoch(self) -> float:
         self.model.train()
@@ -236,23 +299,31 @@ class Trainer:
         return total / max(batches, 1)
 
     def validate(self) -> dict:
+        """Validation NDCG@k of the model's ranking; a model with inference-time settings (MACR's
+        c) is scored with each and left at the best, which its state then records."""
         self.model.eval()
+        scores = ("dot", "cosine") if self.cfg.cosine_validation else ("dot",)
+        best, best_setting = None, {}
         with torch.no_grad():
-            user_out, item_out = self.model()
-            scores = ("dot", "cosine") if self.cfg.cosine_validation else ("dot",)
-            result = evaluate_rankings(
-                user_out,
-                item_out,
-                self.val_sets,
-                [self.train_sets],
-                self.item_stratum,
-                self.cfg.k,
-                scores,
-                strata=False,
-            )
-        out = {"val_ndcg": result["dot"]["ndcg"]}
-        if "cosine" in result:
-            out["val_ndcg_cosine"] = result["cosine"]["ndcg"]
+            for setting in self.model.inference_options():
+                self.model.set_inference(**setting)
+                user_out, item_out = self.model.ranking_outputs()
+                result = evaluate_rankings(
+                    user_out,
+                    item_out,
+                    self.val_sets,
+                    [self.train_sets],
+                    self.item_stratum,
+                    self.cfg.k,
+                    scores,
+                    strata=False,
+                )
+                if best is None or result["dot"]["ndcg"] > best["dot"]["ndcg"]:
+                    best, best_setting = result, setting
+            self.model.set_inference(**best_setting)
+        out = {"val_ndcg": best["dot"]["ndcg"]}
+        if "cosine" in best:
+            out["val_ndcg_cosine"] = best["cosine"]["ndcg"]
         return out
 
     # -- checkpoints ------------------------------------------------------------------------
