@@ -152,6 +152,9 @@ def _random_batch(gen, dtype=torch.float32, B=5, k=3, d=4):
         items_unif=r(6, d),
         user_margin=torch.rand(B, generator=gen, dtype=dtype),
         item_margin=torch.rand(B, generator=gen, dtype=dtype),
+        user_logit=r(B),
+        pos_logit=r(B),
+        neg_logit=r(B, k),
     )
 
 
@@ -168,6 +171,9 @@ def _rescaled(batch, gen):
         items_unif=scale(batch.items_unif),
         user_margin=batch.user_margin,
         item_margin=batch.item_margin,
+        user_logit=batch.user_logit,
+        pos_logit=batch.pos_logit,
+        neg_logit=batch.neg_logit,
     )
 
 
@@ -194,7 +200,18 @@ def test_angle_flags_are_the_papers_split():
 def test_gradcheck(name):
     gen = torch.Generator().manual_seed(3)
     b = _random_batch(gen, torch.float64, B=3, k=2, d=3)
-    fields = ["user", "pos", "neg", "users_unif", "items_unif", "user_margin", "item_margin"]
+    fields = [
+        "user",
+        "pos",
+        "neg",
+        "users_unif",
+        "items_unif",
+        "user_margin",
+        "item_margin",
+        "user_logit",
+        "pos_logit",
+        "neg_logit",
+    ]
     inputs = tuple(getattr(b, f).clone().requires_grad_(True) for f in fields)
 
     def fn(*xs):

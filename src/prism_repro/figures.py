@@ -20,6 +20,7 @@ from scipy.stats import spearmanr  # noqa: E402
 
 from prism_repro.io import atomic_path  # noqa: E402
 from prism_repro.runspec import fmt_num  # noqa: E402
+from prism_repro.tables import DEBIAS_METHODS, debias_points  # noqa: E402
 
 log = logging.getLogger("prism_repro.figures")
 STRATA_LABELS = {
@@ -599,6 +600,60 @@ def magnitude_change_heatmap(
     return fig
 
 
+DEBIAS_STYLE = {  # method -> (marker, colour); PRISM + DirectAU stands out
+    "BPR": ("o", "0.45"),
+    "DirectAU": ("s", "0.2"),
+    "PRISM + DirectAU": ("*", "#d55e00"),
+    "ReSN": ("^", "#0072b2"),
+    "IPL": ("v", "#009e73"),
+    "MACR": ("D", "#cc79a7"),
+}
+
+
+def debiasing_tradeoff(data: FigureData) -> plt.Figure:
+    """Figure 9: unpopular/popular test NDCG@k ratio (x, higher = fairer) against overall test
+    NDCG@k (y), one point per method and dataset (mean over seeds, error bars +-1 std): BPR,
+    DirectAU, PRISM + DirectAU, ReSN, IPL and MACR. Where a method has several settings (PRISM's
+    alpha, weight decay) the one with the best validation NDCG is shown
+    (:func:`prism_repro.tables.debias_points`). Uses ``data.metrics``."""
+    metrics = _inputs(data)[0]
+    points = debias_points(drop_diverged(metrics, "fig9"))
+    k = _k(metrics)
+    datasets = _datasets(metrics) or [""]
+    fig, axes = plt.subplots(1, len(datasets), figsize=(3.6 * len(datasets), 3.2), squeeze=False)
+    for c, dataset in enumerate(datasets):
+        ax = axes[0][c]
+        ax.set_title(dataset)
+        ax.set_xlabel(f"unpopular / popular NDCG@{k}")
+        ax.set_ylabel(f"test NDCG@{k}" if c == 0 else "")
+        part = points[points["dataset"] == dataset]
+        if part.empty:
+            _no_runs(ax)
+            continue
+        for row in part.itertuples(index=False):
+            marker, color = DEBIAS_STYLE.get(row.method, ("x", "black"))
+            ax.errorbar(
+                row.ratio,
+                row.ndcg,
+                xerr=np.nan_to_num(row.ratio_std),
+                yerr=np.nan_to_num(row.ndcg_std),
+                fmt=marker,
+                ms=11 if marker == "*" else 6,
+                capsize=2,
+                color=color,
+                zorder=3 if marker == "*" else 2,
+            )
+        ax.margins(x=0.2, y=0.2)
+    fig.tight_layout()
+    shown = [m for m in DEBIAS_METHODS if m in set(points["method"])] or list(DEBIAS_METHODS)
+    handles = [
+        Line2D([], [], ls="", marker=DEBIAS_STYLE[m][0], color=DEBIAS_STYLE[m][1], ms=7, label=m)
+        for m in shown
+    ]
+    fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 0.98), frameon=False)
+    return fig
+
+
 FIGURES = {
     "fig1": ndcg_vs_weight_decay,
     "fig2": magnitude_vs_degree,
@@ -608,6 +663,7 @@ FIGURES = {
     "fig6": training_curves,
     "fig7": magnitude_change_heatmap,
     "fig8": lightgcn_ndcg_vs_weight_decay,
+    "fig9": debiasing_tradeoff,
     "fig10": other_losses_ndcg_vs_weight_decay,
     "fig11": nonlinear_ndcg_vs_weight_decay,
 }

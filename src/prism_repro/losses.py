@@ -365,9 +365,13 @@ def wrap_for_loss(
 
 
 def _check_inputs(what: str, needs: frozenset[str], batch: LossBatch) -> None:
-    missing = [f for need in sorted(needs) for f in INPUT_FIELDS[need] if getattr(batch, f) is None]
+    missing = [
+        f"{need} ({', '.join(f'batch.{f}' for f in INPUT_FIELDS[need])})"
+        for need in sorted(needs)
+        if any(getattr(batch, f) is None for f in INPUT_FIELDS[need])
+    ]
     if missing:
-        raise ValueError(f"{what} needs {', '.join(missing)} in its batch")
+        raise ValueError(f"{what} needs {'; '.join(missing)}")
 
 
 def compute_loss(name: str, batch: LossBatch, **hparams) -> torch.Tensor:

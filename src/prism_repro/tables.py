@@ -11,6 +11,7 @@ import logging
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from prism_repro.io import write_text
@@ -123,6 +124,68 @@ def table1(metrics: pd.DataFrame) -> pd.DataFrame:
         key=lambda s: s.map(order) if s.name == "method" else s,
     )
     return table.reset_index(drop=True)
+
+
+# Figure 9's methods, in its legend order.
+DEBIAS_METHODS = ("BPR", "DirectAU", "PRISM + DirectAU", "ReSN", "IPL", "MACR")
+DEBIAS_REGULARISERS = {"resn": "ReSN", "ipl": "IPL"}
+
+
+def debias_method(metrics: pd.DataFrame) -> pd.Series:
+    """Figure 9's method of each run (NaN for runs that are none of them).
+
+    A debiasing regulariser (column ``regulariser``) names the method whatever its loss; MACR
+    is its loss; DirectAU runs with PRISM initialisation are "PRISM + DirectAU".
+    """
+    reg = metrics["regulariser"] if "regulariser" in metrics else pd.Series(None, metrics.index)
+    loss, init = metrics["loss"], metrics["init"]
+    method = pd.Series(np.nan, index=metrics.index, dtype=object)
+    method[(loss == "bpr") & (init == "xavier")] = "BPR"
+    method[(loss == "directau") & (init == "xavier")] = "DirectAU"
+    method[(loss == "directau") & (init == "prism")] = "PRISM + DirectAU"
+    method[loss == "macr"] = "MACR"
+    for key, name in DEBIAS_REGULARISERS.items():
+        method[reg == key] = name
+    return method
+
+
+def debias_points(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Figure 9's points: per (dataset, method), the setting with the best mean validation NDCG
+    (PRISM's alpha, and any other axis left open, chosen on validation), with the mean and std over
+    its seeds of test NDCG@k and of the unpopular/popular test NDCG ratio.
+
+    A setting is a run id without its seed. Diverged runs are left out; a run whose popular NDCG
+    is 0 has no ratio (NaN, left out of the ratio's mean).
+    """
+    columns = ["dataset", "method", "setting", "seeds", "val_ndcg", "ratio", "ratio_std"]
+    columns += ["ndcg", "ndcg_std"]
+    if metrics.empty:
+        return pd.DataFrame(columns=columns)
+    runs = metrics[~metrics["diverged"].astype(bool)].copy()
+    runs["method"] = debias_method(runs)
+    runs = runs.dropna(subset=["method"])
+    if runs.empty:
+        return pd.DataFrame(columns=columns)
+    runs["setting"] = runs["run"].str.replace(r"_s[0-9]+$", "", regex=True)
+    popular = runs["test_ndcg_popular"].where(runs["test_ndcg_popular"] > 0)
+    runs["ratio"] = runs["test_ndcg_unpopular"] / popular
+    stats = (
+        runs.groupby(["dataset", "method", "setting"])
+        .agg(
+            seeds=("run", "size"),
+            val_ndcg=("val_ndcg", "mean"),
+            ratio=("ratio", "mean"),
+            ratio_std=("ratio", "std"),
+            ndcg=("test_ndcg", "mean"),
+            ndcg_std=("test_ndcg", "std"),
+        )
+        .reset_index()
+    )
+    stats = stats.dropna(subset=["val_ndcg"])
+    best = stats.loc[stats.groupby(["dataset", "method"])["val_ndcg"].idxmax()]
+    order = {m: i for i, m in enumerate(DEBIAS_METHODS)}
+    best = best.assign(_order=best["method"].map(order)).sort_values(["dataset", "_order"])
+    return best[columns].reset_index(drop=True)
 
 
 def _cell(mean, std) -> str:
