@@ -306,7 +306,7 @@ def _ipl_inputs(hparams: dict) -> frozenset[str]:
 # The debiasing regularisers of Figure 9 (prism_repro.debias). ``form`` selects the released
 # PRISM code's version or the official one; ``gamma`` (IPL) comes per dataset from ipl_gamma.
 REGULARISERS: dict[str, RegSpec] = {
-    "resn": RegSpec("resn", _resn_term, _resn_inputs, weight=0.01, defaults={"form": "released"}),
+    "resn": RegSpec("resn", _resn_term, _resn_inputs, weight=1e-4, defaults={"form": "released"}),
     "ipl": RegSpec(
         "ipl",
         _ipl_term,
