@@ -2,6 +2,7 @@
 
 import math
 import statistics
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -10,20 +11,14 @@ from prism_repro.debias import (
     IPL_DEFAULT_GAMMA,
     IPL_GAMMAS,
     MACR,
+    MACR_C_GRID,
     ipl_gamma,
     ipl_penalty,
     macr_loss,
     macr_scores,
     resn_penalty,
 )
-from prism_repro.losses import (
-    LOSSES,
-    REGULARISERS,
-    LossBatch,
-    compute_loss,
-    compute_regulariser,
-    wrap_for_loss,
-)
+from prism_repro.losses import LOSSES, LossBatch, bpr_loss, compute_loss, wrap_for_loss
 from prism_repro.models import build_encoder
 
 T = torch.tensor
@@ -137,40 +132,61 @@ def test_ipl_gammas_are_the_published_ones():
     assert ipl_gamma("Gowalla") == 1.285 and ipl_gamma("Synthetic") == IPL_DEFAULT_GAMMA
 
 
-def test_ipl_batch_and_epoch_forms_read_their_pairs():
+def test_ipl_loss_adds_the_weighted_penalty_of_its_form_to_bpr():
     batch = LossBatch(
         user=T([[1.0, 0.0], [0.0, 1.0]]),
         pos=T([[2.0, 0.0], [0.0, 0.0]]),
+        neg=T([[[0.0, 1.0]], [[1.0, 0.0]]]),
         pos_items=T([0, 1]),
         item_degree=T([1.0, 2.0, 1.0]),
         train_items=T([0, 1, 1, 2]),
         train_scores=T([0.0, 0.0, 0.0, 0.0]),
     )
-    batch_form = compute_regulariser("ipl", batch, weight=2.0, gamma=1.0)
-    # batch: scores (2, 0) -> c = (sig 2, 0.5, 0), r = c / d = (sig 2, 0.25, 0)
-    assert batch_form.item() == pytest.approx(2 * statistics.stdev([_sig(2), 0.25, 0]), rel=1e-6)
-    epoch_form = compute_regulariser("ipl", batch, weight=2.0, gamma=1.0, form="epoch")
-    # epoch: all four pairs at score 0 -> c = (0.5, 1, 0.5), r = (0.5, 0.5, 0.5): no spread
-    assert epoch_form.item() == pytest.approx(0.0, abs=1e-7)
+    bpr = bpr_loss(batch).item()
+    # batch form: positives' scores (2, 0) -> c = (sig 2, 0.5, 0), gamma 1: r = c / d
+    got = compute_loss("ipl", batch, ipl_weight=2.0, ipl_gamma=1.0).item() - bpr
+    assert got == pytest.approx(2 * statistics.stdev([_sig(2), 0.25, 0]), rel=1e-5)
+    # epoch form: every training pair at score 0 -> c = (0.5, 1, 0.5), r = (0.5, 0.5, 0.5)
+    got = compute_loss("ipl", batch, ipl_weight=2.0, ipl_gamma=1.0, form="epoch").item() - bpr
+    assert got == pytest.approx(0.0, abs=1e-6)
     with pytest.raises(ValueError, match="pos_items"):
-        compute_regulariser("ipl", LossBatch(user=batch.user, pos=batch.pos, item_degree=T([1.0])))
+        compute_loss("ipl", LossBatch(batch.user, batch.pos, batch.neg, item_degree=T([1.0, 1.0])))
 
 
-def test_regulariser_inputs_follow_the_form():
-    resn, ipl = REGULARISERS["resn"], REGULARISERS["ipl"]
-    assert resn.inputs({"form": "released"}) == {"unique_rows"}
-    assert resn.inputs({"form": "official"}) == {"unique_rows", "all_items"}
-    assert ipl.inputs({"form": "batch"}) == {"pos_items", "item_degree"}
-    assert ipl.inputs({"form": "epoch"}) == {"train_pairs", "item_degree"}
+def test_debias_losses_declare_their_inputs_by_form():
+    resn, ipl = LOSSES["resn"], LOSSES["ipl"]
+    assert resn.needs() == {"negatives", "unique_rows"}
+    assert resn.needs({"form": "official"}) == {"negatives", "unique_rows", "all_items"}
+    assert LOSSES["auresn"].needs() == {"uniformity_rows", "unique_rows"}
+    assert ipl.needs() == {"negatives", "pos_items", "item_degree"}
+    assert ipl.needs({"form": "epoch"}) == {"negatives", "train_pairs", "item_degree"}
     with pytest.raises(ValueError, match="IPL form"):
-        ipl.inputs({"form": "weekly"})
+        ipl.needs({"form": "weekly"})
+    with pytest.raises(ValueError, match="ReSN form"):
+        resn.needs({"form": "exact"})
 
 
-def test_resn_regulariser_weights_the_penalty_of_the_distinct_rows():
-    batch = LossBatch(user=T(U), pos=T(V[:2]), users_unique=T(U), items_unique=T(V))
-    assert compute_regulariser("resn", batch, weight=0.5).item() == pytest.approx(2.5, rel=1e-6)
+def test_resn_losses_add_the_weighted_penalty_of_the_distinct_rows():
+    batch = LossBatch(
+        user=T(U),
+        pos=T(V[:2]),
+        neg=T(V[1:])[:, None, :],
+        users_unique=T(U),
+        items_unique=T(V),
+        users_unif=T(U),
+        items_unif=T(V),
+        all_items=T(V[:2]),
+    )
+    got = compute_loss("resn", batch, resn_weight=0.5).item() - bpr_loss(batch).item()
+    assert got == pytest.approx(0.5 * 5.0, rel=1e-6)  # the hand-computed penalty 5
+    # the official form reads all items (here only the first two)
+    official = compute_loss("resn", batch, resn_weight=1.0, form="official").item()
+    want = resn_penalty(T(U), T(V[:2]), "official").item() + bpr_loss(batch).item()
+    assert official == pytest.approx(want, rel=1e-6)
+    au = compute_loss("auresn", batch, gamma=2.0, resn_weight=0.5).item()
+    assert au == pytest.approx(compute_loss("directau", batch, gamma=2.0).item() + 2.5, rel=1e-6)
     with pytest.raises(TypeError, match="takes"):
-        compute_regulariser("resn", batch, gamma=1.0)
+        compute_loss("resn", batch, weight=1.0)
 
 
 # ---------------------------------------------------------------------------------------- MACR
@@ -259,6 +275,13 @@ def test_macr_is_the_macr_loss_model_and_plain_losses_keep_the_encoder():
     assert wrap_for_loss("bpr", encoder) is encoder
     wrapped = wrap_for_loss("macr", encoder)
     assert isinstance(wrapped, MACR) and wrapped.base is encoder
-    assert LOSSES["macr"].inputs() == {"negatives", "branch_logits"}
+    assert LOSSES["macr"].needs() == {"negatives", "branch_logits"}
+    # the variant key macr_c picks the grid: official sweep or the released fixed c = 1
+    fixed = wrap_for_loss("macr", encoder, settings=SimpleNamespace(macr_c="fixed"))
+    assert fixed.inference_options() == [{"c": 1.0}]
+    swept = wrap_for_loss("macr", encoder, settings=SimpleNamespace(macr_c="sweep"))
+    assert swept.inference_options() == [{"c": c} for c in MACR_C_GRID]
+    with pytest.raises(ValueError, match="c choice"):
+        MACR(encoder, c_choice="guess")
     with pytest.raises(ValueError, match="user_logit"):
         compute_loss("macr", LossBatch(T(U), T(U), T(U)[:, None, :]))

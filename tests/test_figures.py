@@ -13,7 +13,7 @@ import pytest
 
 from prism_repro.claims import claims_table, debias_claim
 from prism_repro.figures import (
-    DEBIAS_STYLE,
+    DEBIAS_MARKERS,
     FIGURES,
     FigureData,
     debiasing_tradeoff,
@@ -26,8 +26,8 @@ from prism_repro.figures import (
     spearman_rho,
     training_curves,
 )
+from prism_repro.picks import DEBIAS_METHODS, debias_points
 from prism_repro.runspec import RunSpec
-from prism_repro.tables import DEBIAS_METHODS, debias_points
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 DATASETS = ["Gowalla", "Yelp2018"]
@@ -215,31 +215,29 @@ def figure_inputs(name: str, datasets=DATASETS) -> FigureData:
     raise KeyError(name)
 
 
-# Figure 9's methods as (label, loss, init, regulariser, settings); a setting is
+# Figure 9's methods as (label, loss, init, settings); a setting is
 # (name, val NDCG, test NDCG, popular NDCG, unpopular NDCG) before per-seed noise
 DEBIAS_RUNS = [
-    ("bpr", "bpr", "xavier", None, [("wd1e-06", 0.100, 0.100, 0.050, 0.010)]),
+    ("bpr", "bpr", "xavier", [("wd1e-06", 0.100, 0.100, 0.050, 0.010)]),
     (
         "directau",
         "directau",
         "xavier",
-        None,
         [("wd1e-06", 0.110, 0.110, 0.050, 0.015), ("wd0", 0.090, 0.090, 0.030, 0.020)],
     ),
     (
         "prism",
         "directau",
         "prism",
-        None,
         [
             ("a1", 0.115, 0.116, 0.040, 0.020),
             ("a0.5", 0.120, 0.120, 0.030, 0.030),  # best on validation
             ("a0", 0.100, 0.130, 0.010, 0.060),  # best on test, not chosen
         ],
     ),
-    ("resn", "bpr", "xavier", "resn", [("w0.01", 0.090, 0.090, 0.030, 0.015)]),
-    ("ipl", "bpr", "xavier", "ipl", [("w0.1", 0.095, 0.095, 0.040, 0.012)]),
-    ("macr", "macr", "xavier", None, [("c0", 0.080, 0.080, 0.020, 0.016)]),
+    ("resn", "resn", "xavier", [("w0.01", 0.090, 0.090, 0.030, 0.015)]),
+    ("ipl", "ipl", "xavier", [("w0.1", 0.095, 0.095, 0.040, 0.012)]),
+    ("macr", "macr", "xavier", [("c0", 0.080, 0.080, 0.020, 0.016)]),
 ]
 
 
@@ -248,7 +246,7 @@ def debias_frames(datasets=DATASETS, seeds=(123, 246, 492), runs=DEBIAS_RUNS) ->
     test NDCG by -1 %, 0, +1 % (means stay as listed)."""
     rows = []
     for dataset in datasets:
-        for label, loss, init, reg, settings in runs:
+        for label, loss, init, settings in runs:
             for name, val, test, pop, unpop in settings:
                 for seed, f in zip(seeds, (0.99, 1.0, 1.01)):
                     rows.append(
@@ -264,7 +262,6 @@ def debias_frames(datasets=DATASETS, seeds=(123, 246, 492), runs=DEBIAS_RUNS) ->
                             alpha=0.5 if init == "prism" else 0.0,
                             lr=0.01,
                             seed=seed,
-                            regulariser=reg,
                             diverged=False,
                             best_epoch=10,
                             epochs_run=20,
@@ -449,7 +446,7 @@ def test_fig9_draws_one_point_per_method_with_prism_as_a_star():
     fig = debiasing_tradeoff(debias_frames(DATASETS))
     for ax in fig.axes:
         markers = [line.get_marker() for line in ax.lines if line.get_marker() not in ("_", "|")]
-        assert sorted(markers) == sorted(m for m, _ in DEBIAS_STYLE.values())
+        assert sorted(markers) == sorted(DEBIAS_MARKERS.values())
     assert [ax.get_title() for ax in fig.axes] == DATASETS
     assert fig.axes[0].get_xlabel() == "unpopular / popular NDCG@20"
     legend = [t.get_text() for t in fig.legends[0].get_texts()]

@@ -155,6 +155,10 @@ def _random_batch(gen, dtype=torch.float32, B=5, k=3, d=4):
         user_logit=r(B),
         pos_logit=r(B),
         neg_logit=r(B, k),
+        users_unique=r(4, d),
+        items_unique=r(6, d),
+        pos_items=torch.randint(6, (B,), generator=gen),
+        item_degree=torch.randint(1, 9, (6,), generator=gen).to(dtype),
     )
 
 
@@ -174,6 +178,10 @@ def _rescaled(batch, gen):
         user_logit=batch.user_logit,
         pos_logit=batch.pos_logit,
         neg_logit=batch.neg_logit,
+        users_unique=scale(batch.users_unique),
+        items_unique=scale(batch.items_unique),
+        pos_items=batch.pos_items,
+        item_degree=batch.item_degree,
     )
 
 
@@ -211,11 +219,14 @@ def test_gradcheck(name):
         "user_logit",
         "pos_logit",
         "neg_logit",
+        "users_unique",
+        "items_unique",
     ]
     inputs = tuple(getattr(b, f).clone().requires_grad_(True) for f in fields)
+    ids = {"pos_items": b.pos_items, "item_degree": b.item_degree}  # not differentiated
 
     def fn(*xs):
-        return compute_loss(name, LossBatch(**dict(zip(fields, xs))))
+        return compute_loss(name, LossBatch(**dict(zip(fields, xs)), **ids))
 
     assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-5)
 

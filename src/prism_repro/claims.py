@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.stats import spearmanr
 
-from prism_repro.tables import debias_points, table1
+from prism_repro.picks import PRISM_DIRECTAU, debias_points, pick_weight_decay, spearman_rho
+from prism_repro.table1 import table1
 
 NOT_RUN = "not run"
 
@@ -161,10 +161,9 @@ def magnitude_claim(metrics: pd.DataFrame, norms: pd.DataFrame) -> dict:
     runs = _runs(metrics, "fig1")
     if runs.empty or norms.empty or not (runs["weight_decay"] == 0).any():
         return {"claim": name, "paper": np.nan, "ours": np.nan, "criterion": "", "verdict": NOT_RUN}
-    positive = sorted(w for w in runs["weight_decay"].unique() if w > 0)
-    if not positive:
+    with_wd = pick_weight_decay(runs["weight_decay"].unique(), what="magnitude claim")
+    if with_wd is None:
         return {"claim": name, "paper": np.nan, "ours": np.nan, "criterion": "", "verdict": NOT_RUN}
-    with_wd = min(positive, key=lambda w: abs(np.log10(w) + 6))  # the paper's 1e-6, or the nearest
     items = norms[(norms["node"] == "item") & (norms["experiment"] == "fig1")]
     gaps = []
     for (dataset, _loss), part in runs.groupby(["dataset", "loss"]):
@@ -174,7 +173,7 @@ def magnitude_claim(metrics: pd.DataFrame, norms: pd.DataFrame) -> dict:
             if pick.empty:
                 break
             n = items[(items["run"] == pick["run"].iloc[0]) & (items["dataset"] == dataset)]
-            rho[wd] = spearmanr(n["degree"], n["norm"]).statistic
+            rho[wd] = spearman_rho(n["degree"], n["norm"])
         if len(rho) == 2:
             gaps.append(rho[with_wd] - rho[0.0])
     gap = float(np.mean(gaps)) if gaps else np.nan
@@ -193,15 +192,22 @@ DEBIAS_CLAIM = (
 )
 
 
-def debias_claim(metrics: pd.DataFrame, experiments: tuple[str, ...] = ("fig9",)) -> dict:
+def debias_claim(metrics: pd.DataFrame, experiments: tuple[str, ...] = ("fig9", "fig4")) -> dict:
     """Figure 9's claim, per dataset on the points the figure shows (validation-chosen settings,
     means over seeds): PRISM + DirectAU's ratio and overall NDCG are both the highest."""
-    runs = metrics[metrics["experiment"].isin(experiments)] if len(metrics) else metrics
-    points = debias_points(runs)
+    if "fig9" not in set(metrics.get("experiment", ())):
+        return {
+            "claim": DEBIAS_CLAIM,
+            "paper": np.nan,
+            "ours": np.nan,
+            "criterion": "",
+            "verdict": NOT_RUN,
+        }
+    points = debias_points(metrics[metrics["experiment"].isin(experiments)])
     wins = []
     for _, part in points.groupby("dataset"):
-        prism = part[part["method"] == "PRISM + DirectAU"]
-        others = part[part["method"] != "PRISM + DirectAU"]
+        prism = part[part["method"] == PRISM_DIRECTAU]
+        others = part[part["method"] != PRISM_DIRECTAU]
         if prism.empty or others.empty:
             continue
         ratio, ndcg = prism["ratio"].iloc[0], prism["ndcg"].iloc[0]

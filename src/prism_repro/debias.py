@@ -40,9 +40,17 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import skip_init
 
+from prism_repro.losses import bpr_loss, directau_loss
 from prism_repro.models import Encoder
 
 __all__ = [
+    "MACR_C_CHOICES",
+    "bpr_resn_loss",
+    "directau_resn_loss",
+    "bpr_ipl_loss",
+    "resn_inputs",
+    "ipl_inputs",
+    "ipl_defaults",
     "RESN_FORMS",
     "IPL_FORMS",
     "IPL_GAMMAS",
@@ -67,6 +75,9 @@ IPL_DEFAULT_GAMMA = 1.5
 
 # c values tried on validation (weitianxin/MACR:macr_mf/command sweeps c from 0 to 60).
 MACR_C_GRID = tuple(float(c) for c in range(0, 61, 5))
+# variant key macr_c: chosen on validation from MACR_C_GRID (official), or the released PRISM
+# code's fixed c = 1 (snap-research/PRISM:losses.py ``MACRLoss``)
+MACR_C_CHOICES = {"sweep": MACR_C_GRID, "fixed": (1.0,)}
 
 
 def resn_penalty(users: torch.Tensor, items: torch.Tensor, form: str = "released") -> torch.Tensor:
@@ -93,9 +104,60 @@ def resn_penalty(users: torch.Tensor, items: torch.Tensor, form: str = "released
     return (p @ v).pow(2).sum()
 
 
+def resn_inputs(hparams: dict) -> frozenset[str]:
+    """What a ReSN loss reads besides the base loss's inputs: the batch's distinct rows, and all
+    items for the official form."""
+    form = hparams["form"]
+    if form not in RESN_FORMS:
+        raise ValueError(f"unknown ReSN form {form!r}; choose from {RESN_FORMS}")
+    return frozenset({"unique_rows"} if form == "released" else {"unique_rows", "all_items"})
+
+
+def _resn_term(batch, form: str) -> torch.Tensor:
+    items = batch.items_unique if form == "released" else batch.all_items
+    return resn_penalty(batch.users_unique, items, form)
+
+
+def bpr_resn_loss(batch, resn_weight: float = 1e-4, form: str = "released") -> torch.Tensor:
+    """BPR + resn_weight * ReSN penalty (registry loss ``resn``)."""
+    return bpr_loss(batch) + resn_weight * _resn_term(batch, form)
+
+
+def directau_resn_loss(
+    batch, gamma: float = 1.0, resn_weight: float = 1e-4, form: str = "released"
+) -> torch.Tensor:
+    """DirectAU + resn_weight * ReSN penalty (registry loss ``auresn``)."""
+    return directau_loss(batch, gamma=gamma) + resn_weight * _resn_term(batch, form)
+
+
 def ipl_gamma(dataset: str) -> float:
     """IPL's published gamma for a dataset; :data:`IPL_DEFAULT_GAMMA` for any other."""
     return IPL_GAMMAS.get(dataset, IPL_DEFAULT_GAMMA)
+
+
+def ipl_defaults(dataset: str, backbone: str = "mf") -> dict:
+    """IPL's dataset-specific hyper-parameter (registry ``defaults_for``): its gamma."""
+    return {"ipl_gamma": ipl_gamma(dataset)}
+
+
+def ipl_inputs(hparams: dict) -> frozenset[str]:
+    """What an IPL loss reads besides BPR's: train degrees, and the batch's positive items
+    (``batch`` form) or every training pair's score (``epoch`` form)."""
+    form = hparams["form"]
+    if form not in IPL_FORMS:
+        raise ValueError(f"unknown IPL form {form!r}; choose from {IPL_FORMS}")
+    return frozenset({"item_degree", "pos_items" if form == "batch" else "train_pairs"})
+
+
+def bpr_ipl_loss(
+    batch, ipl_weight: float = 0.1, ipl_gamma: float = IPL_DEFAULT_GAMMA, form: str = "batch"
+) -> torch.Tensor:
+    """BPR + ipl_weight * IPL regulariser (registry loss ``ipl``)."""
+    if form == "batch":
+        items, scores = batch.pos_items, (batch.user * batch.pos).sum(-1)
+    else:
+        items, scores = batch.train_items, batch.train_scores
+    return bpr_loss(batch) + ipl_weight * ipl_penalty(items, scores, batch.item_degree, ipl_gamma)
 
 
 def ipl_penalty(
@@ -179,10 +241,19 @@ class MACR(Encoder):
     def __init__(
         self,
         base: Encoder,
-        c_grid: Sequence[float] = MACR_C_GRID,
+        c_grid: Sequence[float] | None = None,
         generator: torch.Generator | None = None,
+        c_choice: str = "sweep",
     ):
+        """``c_grid``: the c values validation chooses from; default the ``c_choice`` entry of
+        :data:`MACR_C_CHOICES` (``sweep``: 0, 5, ..., 60; ``fixed``: the released c = 1)."""
         nn.Module.__init__(self)
+        if c_grid is None:
+            if c_choice not in MACR_C_CHOICES:
+                raise ValueError(
+                    f"unknown MACR c choice {c_choice!r}; choose from {MACR_C_CHOICES}"
+                )
+            c_grid = MACR_C_CHOICES[c_choice]
         if not c_grid or not all(math.isfinite(float(c)) for c in c_grid):
             raise ValueError(f"MACR needs a non-empty grid of finite c values, got {c_grid!r}")
         self.base = base

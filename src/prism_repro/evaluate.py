@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -37,19 +38,22 @@ def load_model(path: Path, data, device) -> tuple[torch.nn.Module, dict]:
         train_edges=torch.from_numpy(data.train.T.copy()),
         relu=engine["nlmf_relu"],
     )
-    model = wrap_for_loss(spec.loss, model)
+    model = wrap_for_loss(spec.loss, model, settings=SimpleNamespace(**engine))
     model.load_state_dict(
         {k.removeprefix("model."): v for k, v in payload["state"].items() if k.startswith("model.")}
     )
     return model.to(device).eval(), summary
 
 
-def evaluate_model(model, data, k: int, device) -> tuple[dict, torch.Tensor, torch.Tensor]:
+def evaluate_model(
+    model, data, k: int, device, test_graph: str = "train_val"
+) -> tuple[dict, torch.Tensor, torch.Tensor]:
     """Validation and test metrics, and the (user, item) outputs of the test-time model.
 
     Rankings use the model's ``ranking_outputs`` (its outputs, unless its score is not their dot
     product, as MACR's); the returned outputs are ``model()``'s (the embedding norms).
-    """
+    ``test_graph`` (variant key lightgcn_test_graph): a graph encoder propagates over train +
+    validation edges for the test ranking (``train_val``, the released code) or train edges."""
     stratum = torch.from_numpy(data.item_stratum.astype(np.int64)).to(device)
     train_sets = UserItemSets(data.train, data.num_users, device)
     val_sets = UserItemSets(data.val, data.num_users, device)
@@ -61,9 +65,9 @@ def evaluate_model(model, data, k: int, device) -> tuple[dict, torch.Tensor, tor
             users, items, val_sets, [train_sets], stratum, k
         ).items():
             out[f"val_{name}"] = value
-        # graph encoders propagate over train + validation edges at test time; others ignore it
-        model.set_graph(torch.from_numpy(np.concatenate([data.train, data.val]).T.copy()))
-        users, items = model.ranking_outputs()
+        if test_graph == "train_val":  # encoders without a graph ignore set_graph
+            model.set_graph(torch.from_numpy(np.concatenate([data.train, data.val]).T.copy()))
+            users, items = model.ranking_outputs()
         for name, value in evaluate_ranking(
             users, items, test_sets, [train_sets, val_sets], stratum, k
         ).items():
@@ -73,14 +77,21 @@ def evaluate_model(model, data, k: int, device) -> tuple[dict, torch.Tensor, tor
 
 
 def write_run_results(
-    model, summary: dict, data, k: int, device, out_metrics: Path, out_norms: Path
+    model,
+    summary: dict,
+    data,
+    k: int,
+    device,
+    out_metrics: Path,
+    out_norms: Path,
+    test_graph: str = "train_val",
 ) -> dict:
     """Evaluate a trained model and write the run's metrics row and its embedding norms."""
     if summary["diverged"] and summary["best_epoch"] == 0:
         metrics = {f"{s}_{m}": float("nan") for s in ("val", "test") for m in METRIC_NAMES}
         users = items = None
     else:
-        metrics, users, items = evaluate_model(model, data, k, device)
+        metrics, users, items = evaluate_model(model, data, k, device, test_graph)
     row = {key: value for key, value in summary.items() if key != "engine"}
     row.update({f"engine_{key}": value for key, value in summary["engine"].items()})
     row.update(metrics)

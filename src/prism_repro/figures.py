@@ -16,11 +16,18 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.colors import TwoSlopeNorm  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
-from scipy.stats import spearmanr  # noqa: E402
 
+from prism_repro import registry  # noqa: E402
 from prism_repro.io import atomic_path  # noqa: E402
+from prism_repro.picks import (  # noqa: E402
+    DEBIAS_METHODS,
+    PRISM_DIRECTAU,
+    debias_points,
+    first_seed,
+    pick_weight_decay,
+    spearman_rho,
+)
 from prism_repro.runspec import fmt_num  # noqa: E402
-from prism_repro.tables import DEBIAS_METHODS, debias_points  # noqa: E402
 
 log = logging.getLogger("prism_repro.figures")
 STRATA_LABELS = {
@@ -29,17 +36,15 @@ STRATA_LABELS = {
     "ndcg_neutral": "neutral",
     "ndcg_unpopular": "unpopular",
 }
-LOSS_LABELS = {"bpr": "BPR", "ssm": "SSM", "directau": "DirectAU", "mawu": "MAWU"}
-BACKBONE_LABELS = {"mf": "MF", "nlmf": "non-linear MF", "lightgcn": "LightGCN"}
-LOSS_ORDER = ("bpr", "ssm", "directau", "mawu")
-BACKBONE_ORDER = ("mf", "nlmf", "lightgcn")
+LOSS_LABELS = {name: e.label for name, e in registry.LOSSES.items()}
+BACKBONE_LABELS = {name: e.label for name, e in registry.BACKBONES.items()}
+LOSS_ORDER = tuple(registry.LOSSES)
+BACKBONE_ORDER = tuple(registry.BACKBONES)
 DATASET_ORDER = ("MovieLens1M", "Gowalla", "Yelp2018", "AmazonBook")
 STRATA_NAMES = {0: "popular", 1: "neutral", 2: "unpopular"}  # norms' item stratum -> group
 STRATA_COLORS = {
     "overall": "0.15",
-    "popular": "#d55e00",
-    "neutral": "#009e73",
-    "unpopular": "#0072b2",
+    **{name: g.color for name, g in registry.POPULARITY_GROUPS.items()},
 }  # colour-blind safe
 
 
@@ -143,26 +148,6 @@ def _run_keys(a: pd.DataFrame, b: pd.DataFrame) -> list[str]:
     return [c for c in ("experiment", "dataset", "run") if c in a and c in b]
 
 
-def _first_seed(runs: pd.DataFrame, by: list[str]) -> pd.DataFrame:
-    """One run per setting: the one with the lowest seed."""
-    return runs.sort_values(["seed", "run"]).groupby(by, sort=False).head(1)
-
-
-def _pick_weight_decay(values, wanted: float, what: str) -> float | None:
-    """``wanted`` if one of the (non-zero) ``values``; else the nearest on a log scale, with a warning."""
-    values = sorted({float(v) for v in values if v > 0})
-    if not values:
-        return None
-    for v in values:
-        if np.isclose(v, wanted, rtol=1e-6, atol=0):
-            return v
-    near = min(values, key=lambda v: abs(np.log10(v) - np.log10(wanted)))
-    log.warning(
-        "%s: no runs at weight decay %s; showing %s instead", what, fmt_num(wanted), fmt_num(near)
-    )
-    return near
-
-
 def _strata_legend(fig: plt.Figure, title: str = "items", lines: bool = True) -> None:
     """One legend right of the panels: the NDCG lines' groups, or (``lines=False``) the scatter's."""
     groups = STRATA_LABELS.values() if lines else STRATA_NAMES.values()
@@ -195,16 +180,6 @@ def _strata_panel(ax: plt.Axes, frame: pd.DataFrame, x: str, order: list) -> Non
         ax.fill_between(
             xs, g["mean"] - sd, g["mean"] + sd, color=STRATA_COLORS[label], alpha=0.2, lw=0
         )
-
-
-def spearman_rho(degree, norm) -> float:
-    """Spearman rank correlation of magnitude and degree (NaN below two distinct values of either)."""
-    frame = pd.DataFrame(
-        {"degree": np.asarray(degree, float), "norm": np.asarray(norm, float)}
-    ).dropna()
-    if len(frame) < 2 or frame["degree"].nunique() < 2 or frame["norm"].nunique() < 2:
-        return float("nan")
-    return float(spearmanr(frame["degree"], frame["norm"]).statistic)
 
 
 def _magnitude_panel(ax: plt.Axes, items: pd.DataFrame, title: str) -> float:
@@ -332,7 +307,7 @@ def magnitude_vs_degree(data: FigureData, weight_decay: float = 1e-6) -> plt.Fig
     metrics, _, norms = _inputs(data)
     metrics = metrics[metrics["decay"] != "batched"]
     m = drop_diverged(metrics, "fig2")
-    wd = _pick_weight_decay(metrics["weight_decay"], weight_decay, "fig2")
+    wd = pick_weight_decay(metrics["weight_decay"], weight_decay, "fig2")
     wd = weight_decay if wd is None else wd
     losses = _ordered(metrics["loss"], LOSS_ORDER) or [None]
     datasets = _datasets(metrics) or [""]
@@ -345,7 +320,7 @@ def magnitude_vs_degree(data: FigureData, weight_decay: float = 1e-6) -> plt.Fig
         len(rows), len(datasets), figsize=(3.4 * len(datasets), 2.9 * len(rows)), squeeze=False
     )
     for r, (tag, text, mask, loss) in enumerate(rows):
-        runs = _first_seed(m[mask & (m["loss"] == loss)], ["dataset", "backbone", "loss"])
+        runs = first_seed(m[mask & (m["loss"] == loss)], ["dataset", "backbone", "loss"])
         items = _item_norms(norms, runs)
         for c, dataset in enumerate(datasets):
             ax = axes[r][c]
@@ -377,11 +352,11 @@ def batched_weight_decay(data: FigureData, weight_decay: float = 1e-6) -> plt.Fi
         axes[0], m, datasets, "weight_decay", order, "batched weight decay (0 = none)", prefix, k
     )
     batched = m[m["decay"] == "batched"]
-    wd = _pick_weight_decay(
+    wd = pick_weight_decay(
         metrics.loc[metrics["decay"] == "batched", "weight_decay"], weight_decay, "fig3"
     )
     wd = weight_decay if wd is None else wd
-    runs = _first_seed(
+    runs = first_seed(
         batched[np.isclose(batched["weight_decay"], wd, rtol=1e-6, atol=0)],
         ["dataset", "backbone", "loss"],
     )
@@ -416,7 +391,8 @@ def ndcg_vs_epochs(data: FigureData) -> plt.Figure:
         & (metrics["backbone"] == "mf")
         & (metrics["loss"] == "directau")
         & (metrics["init"] == "xavier")
-        & (metrics["decay"] == "full")
+        # tuning may pick weight decay 0, stored as decay mode none: the reference is still drawn
+        & metrics["decay"].isin(["full", "none"])
     ]
     sweep_all = _prism_sweep(metrics)
     sweep, ref = (
@@ -600,14 +576,22 @@ def magnitude_change_heatmap(
     return fig
 
 
-DEBIAS_STYLE = {  # method -> (marker, colour); PRISM + DirectAU stands out
-    "BPR": ("o", "0.45"),
-    "DirectAU": ("s", "0.2"),
-    "PRISM + DirectAU": ("*", "#d55e00"),
-    "ReSN": ("^", "#0072b2"),
-    "IPL": ("v", "#009e73"),
-    "MACR": ("D", "#cc79a7"),
+# Figure 9: a marker per method; colours are the registry's (loss, or PRISM's init)
+DEBIAS_MARKERS = {
+    "BPR": "o",
+    "DirectAU": "s",
+    "PRISM + DirectAU": "*",
+    "ReSN": "^",
+    "IPL": "v",
+    "MACR": "D",
 }
+
+
+def _debias_color(method: str) -> str:
+    if method == PRISM_DIRECTAU:
+        return registry.INITS["prism"].color
+    by_label = {entry.label: entry.color for entry in registry.LOSSES.values()}
+    return by_label.get(method, "black")
 
 
 def debiasing_tradeoff(data: FigureData) -> plt.Figure:
@@ -615,7 +599,7 @@ def debiasing_tradeoff(data: FigureData) -> plt.Figure:
     NDCG@k (y), one point per method and dataset (mean over seeds, error bars +-1 std): BPR,
     DirectAU, PRISM + DirectAU, ReSN, IPL and MACR. Where a method has several settings (PRISM's
     alpha, weight decay) the one with the best validation NDCG is shown
-    (:func:`prism_repro.tables.debias_points`). Uses ``data.metrics``."""
+    (:func:`prism_repro.picks.debias_points`). Uses ``data.metrics``."""
     metrics = _inputs(data)[0]
     points = debias_points(drop_diverged(metrics, "fig9"))
     k = _k(metrics)
@@ -631,7 +615,7 @@ def debiasing_tradeoff(data: FigureData) -> plt.Figure:
             _no_runs(ax)
             continue
         for row in part.itertuples(index=False):
-            marker, color = DEBIAS_STYLE.get(row.method, ("x", "black"))
+            marker, color = DEBIAS_MARKERS.get(row.method, "x"), _debias_color(row.method)
             ax.errorbar(
                 row.ratio,
                 row.ndcg,
@@ -647,7 +631,7 @@ def debiasing_tradeoff(data: FigureData) -> plt.Figure:
     fig.tight_layout()
     shown = [m for m in DEBIAS_METHODS if m in set(points["method"])] or list(DEBIAS_METHODS)
     handles = [
-        Line2D([], [], ls="", marker=DEBIAS_STYLE[m][0], color=DEBIAS_STYLE[m][1], ms=7, label=m)
+        Line2D([], [], ls="", marker=DEBIAS_MARKERS[m], color=_debias_color(m), ms=7, label=m)
         for m in shown
     ]
     fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 0.98), frameon=False)

@@ -10,34 +10,21 @@ docs/paper-vs-code.md.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import skip_init
 
-from prism_repro.debias import (
-    IPL_DEFAULT_GAMMA,
-    IPL_FORMS,
-    MACR,
-    RESN_FORMS,
-    ipl_penalty,
-    macr_loss,
-    resn_penalty,
-)
+from prism_repro import registry
 from prism_repro.uniformity import uniformity
 
 __all__ = [
     "LossBatch",
-    "LossSpec",
     "LOSSES",
-    "RegSpec",
-    "REGULARISERS",
-    "INPUT_FIELDS",
     "compute_loss",
-    "compute_regulariser",
+    "INPUT_FIELDS",
     "wrap_for_loss",
     "bpr_loss",
     "ssm_loss",
@@ -71,7 +58,7 @@ class LossBatch:
     items_unif: torch.Tensor | None = None  # (n_i, d)
     user_margin: torch.Tensor | None = None  # (B,)
     item_margin: torch.Tensor | None = None  # (B,)
-    # inputs of the debiasing baselines (prism_repro.debias), filled when a spec asks for them
+    # inputs of the debiasing baselines (prism_repro.debias), filled when a loss asks for them
     users_unique: torch.Tensor | None = None  # (n_u, d) the batch's distinct users
     items_unique: torch.Tensor | None = None  # (n_i, d) its distinct items (negatives included)
     all_items: torch.Tensor | None = None  # (num_items, d) every item's output
@@ -82,6 +69,22 @@ class LossBatch:
     user_logit: torch.Tensor | None = None  # (B,) MACR's user branch
     pos_logit: torch.Tensor | None = None  # (B,) MACR's item branch, positives
     neg_logit: torch.Tensor | None = None  # (B, k) MACR's item branch, negatives
+
+
+# What a loss can ask the engine for beyond the (user, positive) rows (registry ``LossEntry``:
+# negatives, needs_margins, needs_uniformity_rows, inputs, inputs_for), and the LossBatch
+# fields that carry it.
+INPUT_FIELDS: dict[str, tuple[str, ...]] = {
+    "negatives": ("neg",),
+    "uniformity_rows": ("users_unif", "items_unif"),
+    "margins": ("user_margin", "item_margin"),
+    "unique_rows": ("users_unique", "items_unique"),
+    "all_items": ("all_items",),
+    "pos_items": ("pos_items",),
+    "item_degree": ("item_degree",),
+    "train_pairs": ("train_items", "train_scores"),
+    "branch_logits": ("user_logit", "pos_logit", "neg_logit"),
+}
 
 
 def _cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -214,164 +217,9 @@ def mawu_gammas(dataset: str, backbone: str = "mf") -> dict[str, float]:
     return dict(MAWU_GAMMAS.get(key, MAWU_DEFAULT_GAMMAS))
 
 
-# What a loss or regulariser can ask the engine for beyond the (user, positive) rows, and the
-# LossBatch fields that carry it.
-INPUT_FIELDS: dict[str, tuple[str, ...]] = {
-    "negatives": ("neg",),
-    "uniformity_rows": ("users_unif", "items_unif"),
-    "margins": ("user_margin", "item_margin"),
-    "unique_rows": ("users_unique", "items_unique"),
-    "all_items": ("all_items",),
-    "pos_items": ("pos_items",),
-    "item_degree": ("item_degree",),
-    "train_pairs": ("train_items", "train_scores"),
-    "branch_logits": ("user_logit", "pos_logit", "neg_logit"),
-}
-
-
-def _no_inputs(hparams: dict) -> frozenset[str]:
-    return frozenset()
-
-
-@dataclass(frozen=True)
-class LossSpec:
-    """What a loss needs from the engine, and its default hyper-parameters.
-
-    ``extra_inputs(hparams)`` names further :data:`INPUT_FIELDS` the loss reads (they may depend
-    on its hyper-parameters); ``model_wrapper(encoder, generator=...)``, when set, wraps the
-    encoder into the model the loss trains (MACR adds its branches this way).
-    """
-
-    name: str
-    fn: Callable[..., torch.Tensor]
-    negatives: int  # default number of sampled negatives per positive; 0 = none
-    angle_based: bool  # depends on directions only (invariant to per-row positive rescaling)
-    needs_margins: bool = False
-    defaults: dict = field(default_factory=dict)
-    needs_uniformity_rows: bool = False  # reads users_unif / items_unif
-    extra_inputs: Callable[[dict], frozenset[str]] = _no_inputs
-    model_wrapper: Callable[..., nn.Module] | None = None
-
-    def inputs(self, hparams: dict | None = None) -> frozenset[str]:
-        """Every input the loss reads with these hyper-parameters (defaults filled in)."""
-        needs = set(self.extra_inputs({**self.defaults, **(hparams or {})}))
-        needs |= {"negatives"} if self.negatives else set()
-        needs |= {"margins"} if self.needs_margins else set()
-        needs |= {"uniformity_rows"} if self.needs_uniformity_rows else set()
-        return frozenset(needs)
-
-
-@dataclass(frozen=True)
-class RegSpec:
-    """A regulariser added to any loss: ``weight * fn(batch, **hparams)``.
-
-    ``inputs(hparams)`` names the :data:`INPUT_FIELDS` it reads; ``defaults`` its
-    hyper-parameters other than ``weight`` (whose default is ``weight``).
-    """
-
-    name: str
-    fn: Callable[..., torch.Tensor]
-    inputs: Callable[[dict], frozenset[str]]
-    weight: float
-    defaults: dict = field(default_factory=dict)
-
-
-def _resn_term(batch: LossBatch, form: str = "released") -> torch.Tensor:
-    items = batch.items_unique if form == "released" else batch.all_items
-    return resn_penalty(batch.users_unique, items, form)
-
-
-def _resn_inputs(hparams: dict) -> frozenset[str]:
-    form = hparams["form"]
-    if form not in RESN_FORMS:
-        raise ValueError(f"unknown ReSN form {form!r}; choose from {RESN_FORMS}")
-    return frozenset({"unique_rows"} if form == "released" else {"unique_rows", "all_items"})
-
-
-def _ipl_term(batch: LossBatch, form: str = "batch", gamma: float = 1.5) -> torch.Tensor:
-    if form == "batch":
-        items, scores = batch.pos_items, (batch.user * batch.pos).sum(-1)
-    else:
-        items, scores = batch.train_items, batch.train_scores
-    return ipl_penalty(items, scores, batch.item_degree, gamma)
-
-
-def _ipl_inputs(hparams: dict) -> frozenset[str]:
-    form = hparams["form"]
-    if form not in IPL_FORMS:
-        raise ValueError(f"unknown IPL form {form!r}; choose from {IPL_FORMS}")
-    return frozenset({"item_degree", "pos_items" if form == "batch" else "train_pairs"})
-
-
-# The debiasing regularisers of Figure 9 (prism_repro.debias). ``form`` selects the released
-# PRISM code's version or the official one; ``gamma`` (IPL) comes per dataset from ipl_gamma.
-REGULARISERS: dict[str, RegSpec] = {
-    "resn": RegSpec("resn", _resn_term, _resn_inputs, weight=1e-4, defaults={"form": "released"}),
-    "ipl": RegSpec(
-        "ipl",
-        _ipl_term,
-        _ipl_inputs,
-        weight=0.1,
-        defaults={"form": "batch", "gamma": IPL_DEFAULT_GAMMA},
-    ),
-}
-
-
-def _macr_inputs(hparams: dict) -> frozenset[str]:
-    return frozenset({"branch_logits"})
-
-
-LOSSES: dict[str, LossSpec] = {
-    "bpr": LossSpec("bpr", bpr_loss, negatives=1, angle_based=False),
-    # The paper uses 10 negatives; the released script 20 (RELEASED_SSM_NEGATIVES).
-    "ssm": LossSpec("ssm", ssm_loss, negatives=10, angle_based=True, defaults={"temperature": 0.2}),
-    "directau": LossSpec(
-        "directau",
-        directau_loss,
-        negatives=0,
-        angle_based=True,
-        defaults={"gamma": 1.0},
-        needs_uniformity_rows=True,
-    ),
-    "mawu": LossSpec(
-        "mawu",
-        mawu_loss,
-        negatives=0,
-        angle_based=True,
-        needs_margins=True,
-        defaults=dict(MAWU_DEFAULT_GAMMAS),
-        needs_uniformity_rows=True,
-    ),
-    # MACR: BCE with one sampled negative per positive (its paper's pointwise training) on the
-    # MACR model (the encoder plus its two branches), counterfactual ranking at evaluation.
-    "macr": LossSpec(
-        "macr",
-        macr_loss,
-        negatives=1,
-        angle_based=False,
-        defaults={"alpha": 1e-3, "beta": 1e-3},
-        extra_inputs=_macr_inputs,
-        model_wrapper=MACR,
-    ),
-}
-
-
-def wrap_for_loss(
-    loss: str, encoder: nn.Module, generator: torch.Generator | None = None
-) -> nn.Module:
-    """The model loss ``loss`` trains: the encoder itself, or its ``model_wrapper`` around it."""
-    wrapper = LOSSES[loss].model_wrapper
-    return encoder if wrapper is None else wrapper(encoder, generator=generator)
-
-
-def _check_inputs(what: str, needs: frozenset[str], batch: LossBatch) -> None:
-    missing = [
-        f"{need} ({', '.join(f'batch.{f}' for f in INPUT_FIELDS[need])})"
-        for need in sorted(needs)
-        if any(getattr(batch, f) is None for f in INPUT_FIELDS[need])
-    ]
-    if missing:
-        raise ValueError(f"{what} needs {'; '.join(missing)}")
+# The registry of losses (what each needs, its defaults, its grid parameters) is
+# prism_repro.registry.LOSSES; its entries name the functions above.
+LOSSES = registry.LOSSES
 
 
 def compute_loss(name: str, batch: LossBatch, **hparams) -> torch.Tensor:
@@ -382,21 +230,26 @@ def compute_loss(name: str, batch: LossBatch, **hparams) -> torch.Tensor:
     unknown = set(hparams) - set(spec.defaults)
     if unknown:
         raise TypeError(f"loss {name!r} takes {sorted(spec.defaults)}, got {sorted(unknown)}")
-    _check_inputs(f"loss {name!r}", spec.inputs(hparams), batch)
-    return spec.fn(batch, **{**spec.defaults, **hparams})
+    missing = [
+        f"{need} ({', '.join(f'batch.{f}' for f in INPUT_FIELDS[need])})"
+        for need in sorted(spec.needs(hparams))
+        if any(getattr(batch, f) is None for f in INPUT_FIELDS[need])
+    ]
+    if missing:
+        raise ValueError(f"loss {name!r} needs {'; '.join(missing)}")
+    return spec.function()(batch, **{**spec.defaults, **hparams})
 
 
-def compute_regulariser(name: str, batch: LossBatch, **hparams) -> torch.Tensor:
-    """``weight * regulariser`` on ``batch`` (hyper-parameters default to the registry's)."""
-    if name not in REGULARISERS:
-        raise ValueError(f"unknown regulariser {name!r}; choose from {sorted(REGULARISERS)}")
-    spec = REGULARISERS[name]
-    unknown = set(hparams) - set(spec.defaults) - {"weight"}
-    if unknown:
-        raise TypeError(
-            f"regulariser {name!r} takes {sorted({'weight', *spec.defaults})}, got {sorted(unknown)}"
-        )
-    settings = {**spec.defaults, **hparams}
-    weight = settings.pop("weight", spec.weight)
-    _check_inputs(f"regulariser {name!r}", spec.inputs(settings), batch)
-    return weight * spec.fn(batch, **settings)
+def wrap_for_loss(
+    loss: str,
+    encoder: nn.Module,
+    generator: torch.Generator | None = None,
+    settings: object | None = None,
+) -> nn.Module:
+    """The model loss ``loss`` trains: the encoder itself, or its registry ``model`` around it,
+    given the options the registry takes from ``settings`` (an EngineConfig)."""
+    entry = LOSSES[loss]
+    if entry.model is None:
+        return encoder
+    options = {opt: getattr(settings, key) for opt, key in entry.model_options.items() if settings}
+    return registry.resolve(entry.model)(encoder, generator=generator, **options)

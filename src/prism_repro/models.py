@@ -20,6 +20,7 @@ copied), except where docs/paper-vs-code.md says otherwise:
 
 from __future__ import annotations
 
+import inspect
 import math
 import warnings
 
@@ -28,12 +29,13 @@ from torch import nn
 from torch.nn.utils import skip_init
 from torch_geometric.nn import LGConv
 
+from prism_repro import registry
+
 __all__ = [
     "Encoder",
     "MatrixFactorization",
     "NonLinearMF",
     "LightGCN",
-    "MODELS",
     "build_encoder",
     "normalized_bipartite_adjacency",
 ]
@@ -272,13 +274,6 @@ class LightGCN(Encoder):
         return users_out.index_select(0, users), items_out.index_select(0, items)
 
 
-MODELS: dict[str, type[Encoder]] = {
-    "mf": MatrixFactorization,
-    "nlmf": NonLinearMF,
-    "lightgcn": LightGCN,
-}
-
-
 def build_encoder(
     name: str,
     num_users: int,
@@ -288,13 +283,13 @@ def build_encoder(
     relu: bool = True,
     generator: torch.Generator | None = None,
 ) -> Encoder:
-    """Build a registered encoder; ``relu`` only matters for nlmf, ``train_edges`` for lightgcn."""
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; choose from {sorted(MODELS)}")
-    if name == "lightgcn":
-        if train_edges is None:
-            raise ValueError("lightgcn needs train_edges, a (2, E) tensor of [user ids; item ids]")
-        return LightGCN(num_users, num_items, dim, train_edges, generator=generator)
-    if name == "nlmf":
-        return NonLinearMF(num_users, num_items, dim, relu=relu, generator=generator)
-    return MatrixFactorization(num_users, num_items, dim, generator=generator)
+    """Build a registered encoder (prism_repro.registry.BACKBONES); each class takes the options
+    it knows: ``relu`` (nlmf), ``train_edges`` (lightgcn), ``generator`` (all)."""
+    if name not in registry.BACKBONES:
+        raise ValueError(f"unknown model {name!r}; choose from {sorted(registry.BACKBONES)}")
+    cls = registry.resolve(registry.BACKBONES[name].builder)
+    accepted = inspect.signature(cls).parameters
+    options = {"train_edges": train_edges, "relu": relu, "generator": generator}
+    if "train_edges" in accepted and train_edges is None:
+        raise ValueError(f"{name} needs train_edges, a (2, E) tensor of [user ids; item ids]")
+    return cls(num_users, num_items, dim, **{k: v for k, v in options.items() if k in accepted})

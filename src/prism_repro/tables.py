@@ -8,29 +8,30 @@ from __future__ import annotations
 
 import argparse
 import logging
-from importlib import resources
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
+from prism_repro import registry
+from prism_repro.claims import claims_table
 from prism_repro.io import write_text
+from prism_repro.table1 import table1
+
+__all__ = ["runs_table", "table1", "table1_display", "claims_table", "TABLES"]
 
 log = logging.getLogger("prism_repro.tables")
-BACKBONE_NAMES = {"mf": "MF", "nlmf": "NonLinearMF", "lightgcn": "LightGCN"}
-LOSS_NAMES = {"bpr": "BPR", "ssm": "SSM", "directau": "DirectAU", "mawu": "MAWU"}
-METHOD_OF_EXPERIMENT = {"table1_wd": "tuned_wd", "table1_prism": "prism"}
 RUN_COLUMNS = [
     "experiment",
     "dataset",
     "run",
+    "variant",
     "backbone",
     "loss",
     "decay",
     "weight_decay",
     "init",
     "alpha",
-    "gamma",
+    *registry.loss_params(),
     "lr",
     "seed",
     "best_epoch",
@@ -46,146 +47,13 @@ RUN_COLUMNS = [
 ]
 
 
-def published(name: str) -> pd.DataFrame:
-    with resources.files("prism_repro.published").joinpath(f"{name}.csv").open() as handle:
-        return pd.read_csv(handle)
-
-
-def percent_diff(prism: float, wd: float) -> float:
-    """The paper's % Diff: (PRISM - tuned WD) / PRISM * 100."""
-    return (prism - wd) / prism * 100.0 if prism else float("nan")
-
-
 def runs_table(metrics: pd.DataFrame) -> pd.DataFrame:
     """One row per (experiment, run): settings, early stopping and test NDCG by popularity."""
-    return metrics[RUN_COLUMNS].sort_values(["experiment", "dataset", "run"]).reset_index(drop=True)
-
-
-def table1(metrics: pd.DataFrame) -> pd.DataFrame:
-    """Test NDCG@20 mean and std over seeds, tuned weight decay vs PRISM, beside the paper's.
-
-    Long format: one row per (backbone, loss, dataset, method) plus a ``pct_diff`` row per cell
-    triple with (PRISM - WD) / PRISM * 100 for ours and the paper's.
-    """
-    frame = metrics[metrics["experiment"].isin(METHOD_OF_EXPERIMENT)].copy()
-    frame["method"] = frame["experiment"].map(METHOD_OF_EXPERIMENT)
-    diverged = frame["diverged"].astype(bool)
-    if diverged.any():
-        log.warning("table1: leaving out %d diverged run(s)", int(diverged.sum()))
-    frame = frame[~diverged]
-    frame["backbone"] = frame["backbone"].map(BACKBONE_NAMES)
-    frame["loss"] = frame["loss"].map(LOSS_NAMES)
-    keys = ["backbone", "loss", "dataset", "method"]
-    ours = (
-        frame.groupby(keys, sort=False)
-        .agg(
-            ndcg20_mean=("test_ndcg", "mean"),
-            ndcg20_std=("test_ndcg", lambda s: s.std(ddof=1) if len(s) > 1 else 0.0),
-            seeds=("seed", "nunique"),
-            lr=("lr", "first"),
-            weight_decay=("weight_decay", "first"),
-            gamma=("gamma", "first"),
-            best_epoch=("best_epoch", "mean"),
-        )
-        .reset_index()
+    return (
+        metrics.reindex(columns=RUN_COLUMNS)
+        .sort_values(["experiment", "dataset", "run"])
+        .reset_index(drop=True)
     )
-    paper = published("table1").rename(
-        columns={"ndcg20_mean": "paper_mean", "ndcg20_std": "paper_std"}
-    )
-    table = ours.merge(paper, on=keys, how="left")
-    table["diff"] = table["ndcg20_mean"] - table["paper_mean"]
-    pct = []
-    for (backbone, loss, dataset), cell in table.groupby(
-        ["backbone", "loss", "dataset"], sort=False
-    ):
-        by = cell.set_index("method")
-        if {"prism", "tuned_wd"} <= set(by.index):
-            pct.append(
-                {
-                    "backbone": backbone,
-                    "loss": loss,
-                    "dataset": dataset,
-                    "method": "pct_diff",
-                    "ndcg20_mean": percent_diff(
-                        by.at["prism", "ndcg20_mean"], by.at["tuned_wd", "ndcg20_mean"]
-                    ),
-                    "paper_mean": percent_diff(
-                        by.at["prism", "paper_mean"], by.at["tuned_wd", "paper_mean"]
-                    ),
-                }
-            )
-    if pct:
-        pct = pd.DataFrame(pct)
-        pct["diff"] = pct["ndcg20_mean"] - pct["paper_mean"]
-        table = pd.concat([table, pct], ignore_index=True)
-    order = {"tuned_wd": 0, "prism": 1, "pct_diff": 2}
-    table = table.sort_values(
-        ["backbone", "loss", "dataset", "method"],
-        key=lambda s: s.map(order) if s.name == "method" else s,
-    )
-    return table.reset_index(drop=True)
-
-
-# Figure 9's methods, in its legend order.
-DEBIAS_METHODS = ("BPR", "DirectAU", "PRISM + DirectAU", "ReSN", "IPL", "MACR")
-DEBIAS_REGULARISERS = {"resn": "ReSN", "ipl": "IPL"}
-
-
-def debias_method(metrics: pd.DataFrame) -> pd.Series:
-    """Figure 9's method of each run (NaN for runs that are none of them).
-
-    A debiasing regulariser (column ``regulariser``) names the method whatever its loss; MACR
-    is its loss; DirectAU runs with PRISM initialisation are "PRISM + DirectAU".
-    """
-    reg = metrics["regulariser"] if "regulariser" in metrics else pd.Series(None, metrics.index)
-    loss, init = metrics["loss"], metrics["init"]
-    method = pd.Series(np.nan, index=metrics.index, dtype=object)
-    method[(loss == "bpr") & (init == "xavier")] = "BPR"
-    method[(loss == "directau") & (init == "xavier")] = "DirectAU"
-    method[(loss == "directau") & (init == "prism")] = "PRISM + DirectAU"
-    method[loss == "macr"] = "MACR"
-    for key, name in DEBIAS_REGULARISERS.items():
-        method[reg == key] = name
-    return method
-
-
-def debias_points(metrics: pd.DataFrame) -> pd.DataFrame:
-    """Figure 9's points: per (dataset, method), the setting with the best mean validation NDCG
-    (PRISM's alpha, and any other axis left open, chosen on validation), with the mean and std over
-    its seeds of test NDCG@k and of the unpopular/popular test NDCG ratio.
-
-    A setting is a run id without its seed. Diverged runs are left out; a run whose popular NDCG
-    is 0 has no ratio (NaN, left out of the ratio's mean).
-    """
-    columns = ["dataset", "method", "setting", "seeds", "val_ndcg", "ratio", "ratio_std"]
-    columns += ["ndcg", "ndcg_std"]
-    if metrics.empty:
-        return pd.DataFrame(columns=columns)
-    runs = metrics[~metrics["diverged"].astype(bool)].copy()
-    runs["method"] = debias_method(runs)
-    runs = runs.dropna(subset=["method"])
-    if runs.empty:
-        return pd.DataFrame(columns=columns)
-    runs["setting"] = runs["run"].str.replace(r"_s[0-9]+$", "", regex=True)
-    popular = runs["test_ndcg_popular"].where(runs["test_ndcg_popular"] > 0)
-    runs["ratio"] = runs["test_ndcg_unpopular"] / popular
-    stats = (
-        runs.groupby(["dataset", "method", "setting"])
-        .agg(
-            seeds=("run", "size"),
-            val_ndcg=("val_ndcg", "mean"),
-            ratio=("ratio", "mean"),
-            ratio_std=("ratio", "std"),
-            ndcg=("test_ndcg", "mean"),
-            ndcg_std=("test_ndcg", "std"),
-        )
-        .reset_index()
-    )
-    stats = stats.dropna(subset=["val_ndcg"])
-    best = stats.loc[stats.groupby(["dataset", "method"])["val_ndcg"].idxmax()]
-    order = {m: i for i, m in enumerate(DEBIAS_METHODS)}
-    best = best.assign(_order=best["method"].map(order)).sort_values(["dataset", "_order"])
-    return best[columns].reset_index(drop=True)
 
 
 def _cell(mean, std) -> str:
@@ -246,8 +114,6 @@ TABLES = {
 def _command(args: argparse.Namespace) -> None:
     metrics = pd.concat([pd.read_parquet(p) for p in args.metrics], ignore_index=True)
     if args.table == "claims":
-        from prism_repro.claims import claims_table
-
         norms = (
             pd.concat([pd.read_parquet(p) for p in args.norms], ignore_index=True)
             if args.norms

@@ -1,5 +1,5 @@
 # Figures: each reads aggregated experiment tables only, so a plotting change reruns just the plot.
-# Which experiments feed which figure: FIGURE_EXPERIMENTS in common.smk.
+# Which experiments feed which figure: FIGURE_EXPERIMENTS in prism_repro/artifacts.py.
 
 
 rule figure:

@@ -1,5 +1,5 @@
 # Tables: CSV, Markdown and LaTeX, each from aggregated experiment tables (TABLE_EXPERIMENTS in
-# common.smk says which); Table 2 from the datasets themselves.
+# prism_repro/artifacts.py says which); Table 2 from the datasets themselves.
 
 
 rule table:
@@ -29,7 +29,11 @@ rule table:
 # Table 2: users, items, interactions, density of each dataset of the preset, beside the paper's.
 rule table2:
     input:
-        expand("results/{{preset}}/data/{dataset}/interactions.parquet", dataset=preset_datasets()),
+        expand(
+            "results/{{preset}}/data/{dataset}/{dvariant}/interactions.parquet",
+            dataset=preset_datasets(),
+            dvariant=DEFAULT_VARIANT,
+        ),
     output:
         csv=report(
             "results/{preset}/tables/table2.csv",

@@ -14,7 +14,7 @@ rule train:
         norms="results/{preset}/runs/{dataset}/{run}/norms.parquet",
     log:
         "results/{preset}/logs/train/{dataset}/{run}.log",
-    # on a cluster, runs are packed into SLURM jobs (run_pack, common.smk; docs/cluster.md)
+    # on a cluster, runs are packed into SLURM jobs (run_pack, packs.smk; docs/cluster.md)
     group:
         run_pack
     conda:
