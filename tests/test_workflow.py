@@ -27,6 +27,7 @@ def test_tiny_preset_builds_every_artifact(tiny_run):
     for path in [
         "figures/fig1.png",
         "figures/fig1.pdf",
+        "figures/fig9.png",
         "tables/runs.csv",
         "tables/runs.md",
         "metrics/fig1.parquet",
@@ -107,6 +108,14 @@ def test_paper_preset_dry_run_builds_the_full_dag(workflow_copy):
     # (SSM 12 + DirectAU 36 + MAWU 12 candidates) with weight decay, + 4 x 2 x (3 + 9 + 3) PRISM
     assert counts["train"] > 4 * 2 * (12 + 36 + 12) and counts.get("all") == 1
     assert counts["select"] >= 8
+
+
+def test_paper_preset_dag_has_figure_9_and_its_baselines(workflow_copy):
+    proc = snakemake(workflow_copy, "-n", "results/paper/figures/fig9.png")
+    counts = job_counts(proc.stdout)
+    assert counts["figure"] == 1 and counts["select"] == 2  # fig9 and fig4
+    for loss in ("_resn-w", "_ipl-w", "_macr_"):  # every baseline has tuning candidates
+        assert loss in proc.stdout, loss
 
 
 def test_unknown_dataset_in_an_experiment_is_a_config_error(workflow_copy):
