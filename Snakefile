@@ -22,6 +22,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/tables.smk"
+include: "workflow/rules/record.smk"
 
 
 rule all:
@@ -29,6 +30,7 @@ rule all:
     input:
         figure_targets(),
         table_targets(),
+        record_targets(),
 
 
 rule figures:
@@ -44,3 +46,9 @@ rule tables:
 rule runs:
     input:
         run_metrics_targets(),
+
+
+# every run merged into the preset's record (`record:` in the preset; workflow/rules/record.smk)
+rule record:
+    input:
+        record_targets(),

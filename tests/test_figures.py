@@ -473,3 +473,22 @@ def test_fig9_claim_reproduced_only_when_prism_wins_both_axes_everywhere():
     assert debias_claim(pd.DataFrame(columns=m.columns))["verdict"] == "not run"
     table = claims_table(data.metrics, pd.DataFrame())
     assert table["claim"].str.contains("Figure 9").sum() == 1
+
+
+def test_fig9_gives_each_variant_its_own_hollow_point_and_the_claim_reads_the_paper_variant():
+    paper = debias_frames(["Synthetic"]).metrics
+    other = paper[paper["loss"].isin(["resn", "ipl"])].assign(
+        variant="official", run=lambda f: f["run"] + "_vofficial", test_ndcg_unpopular=0.2
+    )
+    both = pd.concat([paper.assign(variant="paper"), other], ignore_index=True)
+    points = debias_points(both)
+    assert len(points) == 6 + 2
+    assert set(points[points["variant"] == "official"]["method"]) == {"ReSN", "IPL"}
+    fig = debiasing_tradeoff(FigureData(both, pd.DataFrame(), pd.DataFrame()))
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend[:6] == [f"{m} [paper]" for m in DEBIAS_METHODS]
+    assert legend[6:] == ["ReSN [official]", "IPL [official]"]
+    hollow = [line for line in fig.axes[0].lines if line.get_markerfacecolor() == "none"]
+    assert len(hollow) == 2
+    # the official-form points are fairer than PRISM + DirectAU, but the claim reads the paper's
+    assert debias_claim(both)["verdict"] == "reproduced"

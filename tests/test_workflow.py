@@ -178,3 +178,38 @@ def test_amazonbook_sized_benchmark_data_has_the_datasets_shape():
     total = len(data.train) + len(data.val) + len(data.test)
     assert 2_500_000 < total <= 2_984_108  # duplicates of popular items are dropped
     assert len(set(map(tuple, data.train[:1000].tolist()))) == 1000
+
+
+def dry_run_runs(stdout: str, rule: str = "train") -> set[str]:
+    """Run ids of the ``rule`` jobs a dry run lists."""
+    runs = set()
+    for block in stdout.split("\nrule ")[1:] + stdout.split("\nlocalrule ")[1:]:
+        if block.startswith(f"{rule}:"):
+            m = re.search(r"run=([^,\s]+)", block)
+            if m:
+                runs.add(m[1])
+    return runs
+
+
+def test_changing_a_variant_key_reruns_only_that_variants_runs(tiny_run):
+    built = {p.name for p in (tiny_run / "results/tiny/runs/Synthetic").iterdir()}
+    released = {r for r in built if r.endswith("_vreleased")}
+    assert released and released != built  # the tiny preset trains fig10 under both variants
+    dry = snakemake(
+        tiny_run, "-n", "--config", "preset=tiny", "variants={released: {ssm_negatives: 10}}"
+    )
+    assert dry_run_runs(dry.stdout) == released
+    # a key of the default variant that released overrides anyway changes nothing it trains
+    dry = snakemake(
+        tiny_run, "-n", "--config", "preset=tiny", "variants={released: {nlmf_relu: false}}"
+    )
+    assert "Nothing to be done" in dry.stdout + dry.stderr
+
+
+def test_nested_command_line_overrides_are_typed_and_range_checked(tiny_run):
+    built = {p.name for p in (tiny_run / "results/tiny/runs/Synthetic").iterdir()}
+    dry = snakemake(tiny_run, "-n", "--config", "preset=tiny", "train={max_epochs: 30}")
+    assert dry_run_runs(dry.stdout) == built  # 30 (an integer) reaches every run's engine flags
+    bad = snakemake(tiny_run, "-n", "--config", "preset=tiny", "train={dim: -4}", check=False)
+    assert bad.returncode != 0
+    assert "train.dim" in bad.stderr and "out of range" in bad.stderr and "minimum 1" in bad.stderr

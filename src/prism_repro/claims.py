@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from prism_repro.picks import PRISM_DIRECTAU, debias_points, pick_weight_decay, spearman_rho
+from prism_repro.runspec import DEFAULT_VARIANT
 from prism_repro.table1 import table1
 
 NOT_RUN = "not run"
@@ -204,6 +205,7 @@ def debias_claim(metrics: pd.DataFrame, experiments: tuple[str, ...] = ("fig9", 
             "verdict": NOT_RUN,
         }
     points = debias_points(metrics[metrics["experiment"].isin(experiments)])
+    points = points[points["variant"] == DEFAULT_VARIANT]  # the paper's setting
     wins = []
     for _, part in points.groupby("dataset"):
         prism = part[part["method"] == PRISM_DIRECTAU]

@@ -30,6 +30,8 @@ COMMANDS = {
     "figure": "prism_repro.figures",
     "table": "prism_repro.tables",
     "paper-vs-code": "prism_repro.variants",
+    "record": "prism_repro.record",
+    "reproduction": "prism_repro.reproduction",
 }
 
 

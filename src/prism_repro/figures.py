@@ -27,7 +27,7 @@ from prism_repro.picks import (  # noqa: E402
     pick_weight_decay,
     spearman_rho,
 )
-from prism_repro.runspec import fmt_num  # noqa: E402
+from prism_repro.runspec import DEFAULT_VARIANT, fmt_num  # noqa: E402
 
 log = logging.getLogger("prism_repro.figures")
 STRATA_LABELS = {
@@ -248,15 +248,21 @@ def _ndcg_grid(
     k = _k(everything)
     order = sorted(everything[x].unique())
     datasets = _datasets(everything) or [""]
-    pairs = everything[["backbone", "loss"]].drop_duplicates().itertuples(index=False)
+    if "variant" not in everything:
+        everything = everything.assign(variant=DEFAULT_VARIANT)
+        metrics = metrics.assign(variant=DEFAULT_VARIANT)
+    variants = list(dict.fromkeys(everything["variant"].fillna(DEFAULT_VARIANT)))
+    cols = ["backbone", "loss", "variant"]
+    triples = everything[cols].fillna(DEFAULT_VARIANT).drop_duplicates().itertuples(index=False)
     settings = sorted(
-        pairs,
+        triples,
         key=lambda p: (
             BACKBONE_ORDER.index(p.backbone) if p.backbone in BACKBONE_ORDER else 99,
             LOSS_ORDER.index(p.loss) if p.loss in LOSS_ORDER else 99,
+            variants.index(p.variant),
         ),
     )
-    rows = [(s.backbone, s.loss) for s in settings] or [(None, None)]
+    rows = [(s.backbone, s.loss, s.variant) for s in settings] or [(None, None, None)]
     fig, axes = plt.subplots(
         len(rows),
         len(datasets),
@@ -264,9 +270,15 @@ def _ndcg_grid(
         squeeze=False,
         sharex=True,
     )
-    for r, (backbone, loss) in enumerate(rows):
-        part = metrics[(metrics["backbone"] == backbone) & (metrics["loss"] == loss)]
+    for r, (backbone, loss, variant) in enumerate(rows):
+        part = metrics[
+            (metrics["backbone"] == backbone)
+            & (metrics["loss"] == loss)
+            & (metrics["variant"].fillna(DEFAULT_VARIANT) == variant)
+        ]
         prefix = _setting_label(backbone, loss) if backbone is not None else ""
+        if prefix and len(variants) > 1:  # runs of several variants: one row each
+            prefix += f" [{variant}]"
         _ndcg_row(
             axes[r], part, datasets, x, order, xlabel if r == len(rows) - 1 else "", prefix, k
         )
@@ -625,14 +637,27 @@ def debiasing_tradeoff(data: FigureData) -> plt.Figure:
                 ms=11 if marker == "*" else 6,
                 capsize=2,
                 color=color,
+                # other variants' points hollow, the default variant's filled
+                mfc=color if row.variant == DEFAULT_VARIANT else "none",
                 zorder=3 if marker == "*" else 2,
             )
         ax.margins(x=0.2, y=0.2)
     fig.tight_layout()
-    shown = [m for m in DEBIAS_METHODS if m in set(points["method"])] or list(DEBIAS_METHODS)
+    shown = list(dict.fromkeys(zip(points["method"], points["variant"])))
+    shown = shown or [(m, DEFAULT_VARIANT) for m in DEBIAS_METHODS]
+    several = len({v for _, v in shown}) > 1
     handles = [
-        Line2D([], [], ls="", marker=DEBIAS_MARKERS[m], color=_debias_color(m), ms=7, label=m)
-        for m in shown
+        Line2D(
+            [],
+            [],
+            ls="",
+            marker=DEBIAS_MARKERS[m],
+            color=_debias_color(m),
+            mfc=_debias_color(m) if v == DEFAULT_VARIANT else "none",
+            ms=7,
+            label=f"{m} [{v}]" if several else m,
+        )
+        for m, v in shown
     ]
     fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 0.98), frameon=False)
     return fig

@@ -9,7 +9,7 @@ import pandas as pd
 from scipy.stats import spearmanr
 
 from prism_repro import registry
-from prism_repro.runspec import fmt_num
+from prism_repro.runspec import DEFAULT_VARIANT, fmt_num
 
 __all__ = [
     "PAPER_WEIGHT_DECAY",
@@ -79,10 +79,12 @@ def debias_points(metrics: pd.DataFrame) -> pd.DataFrame:
     (PRISM's alpha, and any other axis left open, chosen on validation), with the mean and std
     over its seeds of test NDCG@k and of the unpopular/popular test NDCG ratio.
 
-    A setting is a run id without its seed. Diverged runs are left out; a run whose popular NDCG
-    is 0 has no ratio (NaN, left out of the ratio's mean).
+    A setting is a run id without its seed. Runs of several variants give a point per variant
+    (column ``variant``). Diverged runs are left out; a run whose popular NDCG is 0 has no ratio
+    (NaN, left out of the ratio's mean).
     """
-    columns = ["dataset", "method", "setting", "seeds", "val_ndcg", "ratio", "ratio_std"]
+    columns = ["dataset", "method", "variant", "setting", "seeds", "val_ndcg", "ratio"]
+    columns += ["ratio_std"]
     columns += ["ndcg", "ndcg_std"]
     if metrics.empty:
         return pd.DataFrame(columns=columns)
@@ -91,11 +93,13 @@ def debias_points(metrics: pd.DataFrame) -> pd.DataFrame:
     runs = runs.dropna(subset=["method"])
     if runs.empty:
         return pd.DataFrame(columns=columns)
+    variant = runs["variant"] if "variant" in runs else pd.Series(None, index=runs.index)
+    runs["variant"] = variant.astype(object).where(variant.notna(), DEFAULT_VARIANT)
     runs["setting"] = runs["run"].str.replace(r"_s[0-9]+(?=(_v[a-z0-9-]+)?$)", "", regex=True)
     popular = runs["test_ndcg_popular"].where(runs["test_ndcg_popular"] > 0)
     runs["ratio"] = runs["test_ndcg_unpopular"] / popular
     stats = (
-        runs.groupby(["dataset", "method", "setting"])
+        runs.groupby(["dataset", "method", "variant", "setting"])
         .agg(
             seeds=("run", "size"),
             val_ndcg=("val_ndcg", "mean"),
@@ -107,7 +111,9 @@ def debias_points(metrics: pd.DataFrame) -> pd.DataFrame:
         .reset_index()
         .dropna(subset=["val_ndcg"])
     )
-    best = stats.loc[stats.groupby(["dataset", "method"])["val_ndcg"].idxmax()]
+    best = stats.loc[stats.groupby(["dataset", "method", "variant"])["val_ndcg"].idxmax()]
     order = {m: i for i, m in enumerate(DEBIAS_METHODS)}
-    best = best.assign(_order=best["method"].map(order)).sort_values(["dataset", "_order"])
+    best = best.assign(
+        _order=best["method"].map(order), _other=best["variant"] != DEFAULT_VARIANT
+    ).sort_values(["dataset", "_other", "variant", "_order"])
     return best[columns].reset_index(drop=True)

@@ -43,7 +43,11 @@ def table1(metrics: pd.DataFrame) -> pd.DataFrame:
     frame = frame[~diverged]
     frame["backbone"] = frame["backbone"].map(BACKBONE_NAMES)
     frame["loss"] = frame["loss"].map(LOSS_NAMES)
-    keys = ["backbone", "loss", "dataset", "method"]
+    # runs of several variants (paper text, released code): one row per variant, each beside
+    # the paper's number
+    by_variant = ["variant"] if "variant" in frame and frame["variant"].nunique() > 1 else []
+    cell_keys = ["backbone", "loss", "dataset", *by_variant]
+    keys = ["backbone", "loss", "dataset", "method", *by_variant]
     ours = (
         frame.groupby(keys, sort=False)
         .agg(
@@ -60,19 +64,15 @@ def table1(metrics: pd.DataFrame) -> pd.DataFrame:
     paper = published("table1").rename(
         columns={"ndcg20_mean": "paper_mean", "ndcg20_std": "paper_std"}
     )
-    table = ours.merge(paper, on=keys, how="left")
+    table = ours.merge(paper, on=["backbone", "loss", "dataset", "method"], how="left")
     table["diff"] = table["ndcg20_mean"] - table["paper_mean"]
     pct = []
-    for (backbone, loss, dataset), cell in table.groupby(
-        ["backbone", "loss", "dataset"], sort=False
-    ):
+    for cell_key, cell in table.groupby(cell_keys, sort=False):
         by = cell.set_index("method")
         if {"prism", "tuned_wd"} <= set(by.index):
             pct.append(
                 {
-                    "backbone": backbone,
-                    "loss": loss,
-                    "dataset": dataset,
+                    **dict(zip(cell_keys, cell_key)),
                     "method": "pct_diff",
                     "ndcg20_mean": percent_diff(
                         by.at["prism", "ndcg20_mean"], by.at["tuned_wd", "ndcg20_mean"]
@@ -88,7 +88,7 @@ def table1(metrics: pd.DataFrame) -> pd.DataFrame:
         table = pd.concat([table, pct], ignore_index=True)
     order = {"tuned_wd": 0, "prism": 1, "pct_diff": 2}
     table = table.sort_values(
-        ["backbone", "loss", "dataset", "method"],
+        ["backbone", "loss", "dataset", *by_variant, "method"],
         key=lambda s: s.map(order) if s.name == "method" else s,
     )
     return table.reset_index(drop=True)

@@ -65,8 +65,10 @@ def _cell(mean, std) -> str:
 def table1_display(table: pd.DataFrame) -> pd.DataFrame:
     """Wide view: rows backbone/loss/method, one column per dataset, "ours (paper)"."""
     rows = []
-    for (backbone, loss, method), part in table.groupby(["backbone", "loss", "method"], sort=False):
-        row = {"backbone": backbone, "loss": loss, "method": method}
+    keys = ["backbone", "loss", *(["variant"] if "variant" in table else []), "method"]
+    for key, part in table.groupby(keys, sort=False):
+        row = dict(zip(keys, key))
+        method = row["method"]
         for r in part.itertuples():
             if method == "pct_diff":
                 row[r.dataset] = (

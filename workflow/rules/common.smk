@@ -4,6 +4,7 @@
 import functools
 import re
 import sys
+from pathlib import Path
 
 import pandas as pd
 
@@ -225,3 +226,39 @@ def experiment_tune(wildcards):
 
 def experiment_seeds(wildcards):
     return " ".join(map(str, EXPERIMENTS[wildcards.experiment]["seeds"]))
+
+
+# -- the run record (record.smk) ----------------------------------------------------------
+
+
+def record_csv(wildcards):
+    if not config["record"]:
+        raise WorkflowError(
+            "the record rules need `record: <csv>` in the preset (or --config record=<csv>)"
+        )
+    return config["record"]
+
+
+def experiment_record_rows(wildcards):
+    """The record row of every candidate and every final run of the experiment wildcard."""
+    runs = {(d, s.run_id) for d, s in grid.candidate_runs(config, wildcards.experiment)}
+    runs |= set(final_runs(wildcards))
+    return sorted(run_file(wildcards.preset, d, r, "record.csv") for d, r in runs)
+
+
+def record_dirs(wildcards, input):
+    return " ".join(str(Path(p).parent) for p in input)
+
+
+def record_targets():
+    """Every run known before selection (recorded as soon as it ends, while selection waits for
+    the others), then each experiment's file (its final runs too)."""
+    if not config["record"]:
+        return []
+    runs = [
+        run_file(PRESET, dataset, spec.run_id, "record.csv")
+        for dataset, spec in grid.all_candidate_runs(config)
+    ]
+    return runs + expand(
+        "results/{preset}/record/{experiment}.csv", preset=PRESET, experiment=EXPERIMENTS
+    )
