@@ -1,9 +1,11 @@
 """The popularity-debiasing baselines of the paper's Figure 9 (appendix D.2): ReSN, IPL and MACR.
 
-Pure parts only: two regularisers (functions of encoder outputs and ids), the MACR model (an
-encoder with two extra one-dimensional branches and a counterfactual ranking score) and MACR's
-training loss. The loss registry (:mod:`prism_repro.losses`) composes them with BPR / DirectAU and
-declares what each needs from the engine.
+Pure parts only: two regularisers (functions of encoder outputs and ids) and the losses that add
+them to BPR / DirectAU, the MACR model (an encoder with two extra one-dimensional branches and a
+counterfactual ranking score) and MACR's training loss. The registry (:mod:`prism_repro.registry`:
+losses ``resn``, ``auresn``, ``ipl``, ``macr``) names these functions and declares what each
+needs from the engine; the released / official forms are variant keys (``resn_form``,
+``ipl_form``, ``macr_c``).
 
 * **ReSN** (Lin et al., WSDM'25, "How Do Recommendation Models Amplify Popularity Bias? An
   Analysis from the Spectral Perspective"; official code LIN452/ReSN:src/models/recommenders.py)
