@@ -30,6 +30,7 @@ COMMANDS = {
     "figure": "prism_repro.figures",
     "table": "prism_repro.tables",
     "paper-vs-code": "prism_repro.variants",
+    "cost": "prism_repro.cost",
     "record": "prism_repro.record",
     "reproduction": "prism_repro.reproduction",
 }

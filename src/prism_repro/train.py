@@ -14,7 +14,7 @@ import logging
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +23,7 @@ import torch
 
 from prism_repro.data.split import SplitData, load_split
 from prism_repro.decay import BATCH_ROW_DECAY, batch_decay_penalty, optimizer_weight_decay
+from prism_repro.devices import NO_SLOT, acquire_for, positive_int
 from prism_repro.evaluate import write_run_results
 from prism_repro.initialization import prism_init_
 from prism_repro.io import atomic_path, write_parquet
@@ -477,7 +478,12 @@ def _command(args: argparse.Namespace) -> None:
     data = load_split(args.split, args.degrees)
     work_dir = args.work_dir or args.out_model.parent / "work"
     t0 = time.perf_counter()
-    trainer = Trainer(spec, data, cfg, args.dataset, work_dir)
+    # a GPU of its own (or a shared one, runs_per_gpu > 1): held until this process ends
+    slot = acquire_for(
+        cfg.device, args.runs_per_gpu, args.gpu_lock_dir, f"{args.dataset}/{spec.run_id}"
+    )
+    run_cfg = replace(cfg, device=slot.torch_device) if slot else cfg
+    trainer = Trainer(spec, data, run_cfg, args.dataset, work_dir)
     log.info(
         "run %s on %s: %d users, %d items, %d train interactions, device %s",
         spec.run_id,
@@ -505,6 +511,7 @@ def _command(args: argparse.Namespace) -> None:
         "train_seconds": float(sum(row["seconds"] for row in state.rows)),
         "process_seconds": wall,
         "device": str(trainer.device),
+        **(slot.provenance() if slot else NO_SLOT),
         **provenance(),
     }
     epochs = pd.DataFrame(
@@ -608,6 +615,19 @@ def register(sub) -> None:
         type=Path,
         default=None,
         help="checkpoint folder (default: <out-model folder>/work)",
+    )
+    p.add_argument(
+        "--runs-per-gpu",
+        type=positive_int,
+        default=1,
+        help="runs that share one GPU at once (slots per device of the GPU slot pool)",
+    )
+    p.add_argument(
+        "--gpu-lock-dir",
+        type=Path,
+        default=None,
+        help="node-local folder of the GPU slot locks (default: $PRISM_GPU_LOCK_DIR or "
+        "<tmp>/prism-repro-gpu-slots-<uid>)",
     )
     add_engine_arguments(p)
     p.set_defaults(func=_command)

@@ -19,10 +19,14 @@ rule train:
         run_pack
     conda:
         "../../envs/prism.yaml"
+    # how many runs share a GPU is how, not what: a resource, not a param (changing it reruns
+    # nothing); each job takes a slot of the GPU slot pool (prism_repro.devices)
+    resources:
+        runs_per_gpu=config["runs_per_gpu"],
     params:
         engine=engine_args,
     shell:
         "python -m prism_repro train --run {wildcards.run} --dataset {wildcards.dataset}"
         " --split {input.split} --degrees {input.degrees} --out-model {output.model}"
         " --out-epochs {output.epochs} --out-metrics {output.metrics} --out-norms {output.norms}"
-        " {params.engine} 2> {log}"
+        " --runs-per-gpu {resources.runs_per_gpu} {params.engine} 2> {log}"
