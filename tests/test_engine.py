@@ -152,6 +152,51 @@ def test_every_backbone_loss_and_decay_beats_random_ranking(
     assert metrics["test_ndcg"] > mean + 3 * std, (run, metrics["test_ndcg"], mean, std)
 
 
+@pytest.mark.parametrize(
+    "run, variant",
+    [
+        ("mf_resn-w0.0001_full1e-06_xavier_lr0.01_s7", {}),
+        ("mf_resn-w0.0001_full1e-06_xavier_lr0.01_s7", {"resn_form": "official"}),
+        ("mf_auresn-g1-w0.0001_none_xavier_lr0.01_s7", {}),
+        ("mf_ipl-w0.1_full1e-06_xavier_lr0.01_s7", {}),
+        ("mf_ipl-w0.1_full1e-06_xavier_lr0.01_s7", {"ipl_form": "epoch"}),
+        ("mf_macr_full1e-06_xavier_lr0.01_s7", {}),
+        ("mf_macr_full1e-06_xavier_lr0.01_s7", {"macr_c": "fixed"}),
+        ("lightgcn_macr_none_xavier_lr0.01_s7", {}),
+    ],
+)
+def test_every_debiasing_baseline_beats_random_ranking(data, random_baseline, run, variant):
+    cfg = EngineConfig(dim=16, max_epochs=8, patience=100, batch_size=512, device="cpu", **variant)
+    trainer, state = fit(data, run, cfg)
+    trainer.model.load_state_dict(
+        {k.removeprefix("model."): v for k, v in state.best_state.items() if k.startswith("model.")}
+    )
+    metrics, _, _ = evaluate_model(trainer.model, data, k=20, device=torch.device("cpu"))
+    mean, std = random_baseline
+    assert metrics["test_ndcg"] > mean + 3 * std, (run, variant, metrics["test_ndcg"], mean, std)
+    if "macr" in run:  # validation chose c, and the model keeps it (in its state)
+        grid = [o["c"] for o in trainer.model.inference_options()]
+        assert float(state.best_state["model.c"]) in grid
+        assert len(grid) == (1 if variant else 13)
+
+
+def test_a_saved_macr_model_reloads_with_its_c(data, tmp_path):
+    from prism_repro.evaluate import load_model
+
+    cfg = EngineConfig(dim=16, max_epochs=2, patience=100, batch_size=512, device="cpu")
+    trainer, state = fit(data, "mf_macr_none_xavier_lr0.01_s3", cfg)
+    summary = {"run": trainer.spec.run_id, "engine": {**cfg.__dict__}}
+    torch.save({"state": state.best_state, "summary": summary}, tmp_path / "model.pt")
+    model, _ = load_model(tmp_path / "model.pt", data, torch.device("cpu"))
+    trainer.model.load_state_dict(
+        {k.removeprefix("model."): v for k, v in state.best_state.items() if k.startswith("model.")}
+    )
+    with torch.no_grad():
+        for a, b in zip(model.ranking_outputs(), trainer.model.ranking_outputs()):
+            torch.testing.assert_close(a, b)
+    assert float(model.c) == float(state.best_state["model.c"])
+
+
 @pytest.fixture(scope="module")
 def random_baseline(data):
     return random_ranking_ndcg(data)

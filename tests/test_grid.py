@@ -89,7 +89,16 @@ def test_the_schema_allows_exactly_the_registry_names():
     for name in registry.loss_params():
         assert name in exp
     batch = schema["properties"]["train"]["properties"]["batch_size"]["default"]
-    assert batch == {"bpr": 16384, "ssm": 16384, "directau": 4096, "mawu": 4096}
+    assert batch == {
+        "bpr": 16384,
+        "ssm": 16384,
+        "directau": 4096,
+        "mawu": 4096,
+        "resn": 16384,  # BPR's
+        "auresn": 4096,  # DirectAU's
+        "ipl": 16384,  # BPR's
+        "macr": 4096,  # MACR's Gowalla command
+    }
 
 
 def test_tuning_grid_uses_the_first_seed_and_mawu_gammas_only_on_movielens():

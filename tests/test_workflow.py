@@ -40,11 +40,11 @@ def test_tiny_preset_builds_every_artifact(tiny_run):
     experiments = tiny_config()["experiments"]
     figures = artifacts.available(artifacts.FIGURE_EXPERIMENTS, experiments)
     tables = artifacts.available(artifacts.TABLE_EXPERIMENTS, experiments)
-    assert len(figures) == 10 and set(tables) == {"table1", "table2", "runs", "claims"}
+    assert len(figures) == 11 and set(tables) == {"table1", "table2", "runs", "claims"}
     for path in (
         [f"figures/{f}.{ext}" for f in figures for ext in ("png", "pdf")]
         + [f"tables/{t}.{ext}" for t in tables for ext in ("csv", "md", "tex")]
-        + ["theory/powerlaw.parquet"]
+        + ["theory/powerlaw.parquet", "metrics/fig1.parquet"]
     ):
         assert (out / path).stat().st_size > 0, path
     metrics = pd.read_parquet(out / "metrics" / "fig1.parquet")
@@ -152,7 +152,22 @@ def test_paper_preset_dry_run_builds_the_full_dag(workflow_copy):
 
     paper = resolved("paper")
     assert counts["train"] == len(all_candidate_runs(paper)) and counts.get("all") == 1
-    assert counts["select"] == sum(bool(e["tune"]) for e in paper["experiments"].values()) == 8
+    assert counts["select"] == sum(bool(e["tune"]) for e in paper["experiments"].values())
+
+
+def test_paper_preset_dag_has_figure_9_and_its_baselines(workflow_copy):
+    proc = snakemake(workflow_copy, "-n", "results/paper/figures/fig9.png")
+    counts = job_counts(proc.stdout)
+    assert counts["figure"] == 1 and counts["select"] == 2  # fig9 and fig4
+    for loss in ("_resn-w", "_ipl-w", "_macr_"):  # every baseline has tuning candidates
+        assert loss in proc.stdout, loss
+
+
+def test_unknown_dataset_in_an_experiment_is_a_config_error(workflow_copy):
+    cfg = workflow_copy / "config.yaml"
+    cfg.write_text(cfg.read_text().replace("datasets: [Synthetic]", "datasets: [Gowala]", 1))
+    proc = snakemake(workflow_copy, "-n", "--config", "preset=tiny", check=False)
+    assert proc.returncode != 0 and "Gowala" in proc.stderr and "allowed values" in proc.stderr
 
 
 def test_one_figure_schedules_only_what_it_needs(workflow_copy):

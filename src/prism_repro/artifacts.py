@@ -19,10 +19,19 @@ FIGURE_EXPERIMENTS: dict[str, tuple[str, ...]] = {
     "fig6": ("fig6",),
     "fig7": (),
     "fig8": ("fig8",),
+    "fig9": ("fig9", "fig4"),  # the baselines, and PRISM + DirectAU from the alpha sweep
     "fig10": ("fig10",),
     "fig11": ("fig11",),
 }
-CLAIM_EXPERIMENTS: tuple[str, ...] = ("table1_wd", "table1_prism", "fig1", "fig3", "fig4", "fig8")
+CLAIM_EXPERIMENTS: tuple[str, ...] = (
+    "table1_wd",
+    "table1_prism",
+    "fig1",
+    "fig3",
+    "fig4",
+    "fig8",
+    "fig9",
+)
 # table -> experiments; "runs" lists every experiment's runs, "claims" those it can check
 TABLE_EXPERIMENTS: dict[str, tuple[str, ...] | None] = {
     "table1": ("table1_wd", "table1_prism"),

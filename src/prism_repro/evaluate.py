@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -16,6 +17,7 @@ import torch
 
 from prism_repro.data.split import load_split
 from prism_repro.io import write_parquet
+from prism_repro.losses import wrap_for_loss
 from prism_repro.models import build_encoder
 from prism_repro.ranking import UserItemSets, evaluate_ranking
 from prism_repro.runspec import RunSpec
@@ -36,6 +38,7 @@ def load_model(path: Path, data, device) -> tuple[torch.nn.Module, dict]:
         train_edges=torch.from_numpy(data.train.T.copy()),
         relu=engine["nlmf_relu"],
     )
+    model = wrap_for_loss(spec.loss, model, settings=SimpleNamespace(**engine))
     model.load_state_dict(
         {k.removeprefix("model."): v for k, v in payload["state"].items() if k.startswith("model.")}
     )
@@ -45,8 +48,10 @@ def load_model(path: Path, data, device) -> tuple[torch.nn.Module, dict]:
 def evaluate_model(
     model, data, k: int, device, test_graph: str = "train_val"
 ) -> tuple[dict, torch.Tensor, torch.Tensor]:
-    """Validation and test metrics, and the (user, item) outputs the test ranking used.
+    """Validation and test metrics, and the (user, item) outputs of the test-time model.
 
+    Rankings use the model's ``ranking_outputs`` (its outputs, unless its score is not their dot
+    product, as MACR's); the returned outputs are ``model()``'s (the embedding norms).
     ``test_graph`` (variant key lightgcn_test_graph): a graph encoder propagates over train +
     validation edges for the test ranking (``train_val``, the released code) or train edges."""
     stratum = torch.from_numpy(data.item_stratum.astype(np.int64)).to(device)
@@ -55,18 +60,19 @@ def evaluate_model(
     test_sets = UserItemSets(data.test, data.num_users, device)
     out = {}
     with torch.no_grad():
-        users, items = model()
+        users, items = model.ranking_outputs()
         for name, value in evaluate_ranking(
             users, items, val_sets, [train_sets], stratum, k
         ).items():
             out[f"val_{name}"] = value
-        if hasattr(model, "set_graph") and test_graph == "train_val":
+        if test_graph == "train_val":  # encoders without a graph ignore set_graph
             model.set_graph(torch.from_numpy(np.concatenate([data.train, data.val]).T.copy()))
-            users, items = model()
+            users, items = model.ranking_outputs()
         for name, value in evaluate_ranking(
             users, items, test_sets, [train_sets, val_sets], stratum, k
         ).items():
             out[f"test_{name}"] = value
+        users, items = model()
     return out, users, items
 
 

@@ -22,11 +22,15 @@ from prism_repro import (
     theory,  # noqa: E402
 )
 from prism_repro.io import atomic_path  # noqa: E402
-from prism_repro.picks import first_seed, pick_weight_decay, spearman_rho  # noqa: E402
-from prism_repro.runspec import (
-    DEFAULT_VARIANT,  # noqa: E402
-    fmt_num,  # noqa: E402
+from prism_repro.picks import (  # noqa: E402
+    DEBIAS_METHODS,
+    PRISM_DIRECTAU,
+    debias_points,
+    first_seed,
+    pick_weight_decay,
+    spearman_rho,
 )
+from prism_repro.runspec import DEFAULT_VARIANT, fmt_num  # noqa: E402
 
 log = logging.getLogger("prism_repro.figures")
 STRATA_LABELS = {
@@ -752,6 +756,81 @@ def _fig7_scenarios(e: plt.Axes, sim: pd.DataFrame) -> None:
     e.legend(fontsize="x-small", loc="best", frameon=False)
 
 
+# Figure 9: a marker per method; colours are the registry's (loss, or PRISM's init)
+DEBIAS_MARKERS = {
+    "BPR": "o",
+    "DirectAU": "s",
+    "PRISM + DirectAU": "*",
+    "ReSN": "^",
+    "IPL": "v",
+    "MACR": "D",
+}
+
+
+def _debias_color(method: str) -> str:
+    if method == PRISM_DIRECTAU:
+        return registry.INITS["prism"].color
+    by_label = {entry.label: entry.color for entry in registry.LOSSES.values()}
+    return by_label.get(method, "black")
+
+
+def debiasing_tradeoff(data: FigureData) -> plt.Figure:
+    """Figure 9: unpopular/popular test NDCG@k ratio (x, higher = fairer) against overall test
+    NDCG@k (y), one point per method and dataset (mean over seeds, error bars +-1 std): BPR,
+    DirectAU, PRISM + DirectAU, ReSN, IPL and MACR. Where a method has several settings (PRISM's
+    alpha, weight decay) the one with the best validation NDCG is shown
+    (:func:`prism_repro.picks.debias_points`). Uses ``data.metrics``."""
+    metrics = _inputs(data)[0]
+    points = debias_points(drop_diverged(metrics, "fig9"))
+    k = _k(metrics)
+    datasets = _datasets(metrics) or [""]
+    fig, axes = plt.subplots(1, len(datasets), figsize=(3.6 * len(datasets), 3.2), squeeze=False)
+    for c, dataset in enumerate(datasets):
+        ax = axes[0][c]
+        ax.set_title(dataset)
+        ax.set_xlabel(f"unpopular / popular NDCG@{k}")
+        ax.set_ylabel(f"test NDCG@{k}" if c == 0 else "")
+        part = points[points["dataset"] == dataset]
+        if part.empty:
+            _no_runs(ax)
+            continue
+        for row in part.itertuples(index=False):
+            marker, color = DEBIAS_MARKERS.get(row.method, "x"), _debias_color(row.method)
+            ax.errorbar(
+                row.ratio,
+                row.ndcg,
+                xerr=np.nan_to_num(row.ratio_std),
+                yerr=np.nan_to_num(row.ndcg_std),
+                fmt=marker,
+                ms=11 if marker == "*" else 6,
+                capsize=2,
+                color=color,
+                # other variants' points hollow, the default variant's filled
+                mfc=color if row.variant == DEFAULT_VARIANT else "none",
+                zorder=3 if marker == "*" else 2,
+            )
+        ax.margins(x=0.2, y=0.2)
+    fig.tight_layout()
+    shown = list(dict.fromkeys(zip(points["method"], points["variant"])))
+    shown = shown or [(m, DEFAULT_VARIANT) for m in DEBIAS_METHODS]
+    several = len({v for _, v in shown}) > 1
+    handles = [
+        Line2D(
+            [],
+            [],
+            ls="",
+            marker=DEBIAS_MARKERS[m],
+            color=_debias_color(m),
+            mfc=_debias_color(m) if v == DEFAULT_VARIANT else "none",
+            ms=7,
+            label=f"{m} [{v}]" if several else m,
+        )
+        for m, v in shown
+    ]
+    fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 0.98), frameon=False)
+    return fig
+
+
 FIGURES = {
     "fig1": ndcg_vs_weight_decay,
     "fig2": magnitude_vs_degree,
@@ -761,6 +840,7 @@ FIGURES = {
     "fig6": training_curves,
     "fig7": magnitude_change_heatmap,
     "fig8": lightgcn_ndcg_vs_weight_decay,
+    "fig9": debiasing_tradeoff,
     "fig10": other_losses_ndcg_vs_weight_decay,
     "fig11": nonlinear_ndcg_vs_weight_decay,
 }

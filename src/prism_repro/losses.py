@@ -24,6 +24,8 @@ __all__ = [
     "LossBatch",
     "LOSSES",
     "compute_loss",
+    "INPUT_FIELDS",
+    "wrap_for_loss",
     "bpr_loss",
     "ssm_loss",
     "directau_loss",
@@ -56,6 +58,33 @@ class LossBatch:
     items_unif: torch.Tensor | None = None  # (n_i, d)
     user_margin: torch.Tensor | None = None  # (B,)
     item_margin: torch.Tensor | None = None  # (B,)
+    # inputs of the debiasing baselines (prism_repro.debias), filled when a loss asks for them
+    users_unique: torch.Tensor | None = None  # (n_u, d) the batch's distinct users
+    items_unique: torch.Tensor | None = None  # (n_i, d) its distinct items (negatives included)
+    all_items: torch.Tensor | None = None  # (num_items, d) every item's output
+    pos_items: torch.Tensor | None = None  # (B,) item ids of the positives
+    item_degree: torch.Tensor | None = None  # (num_items,) train degrees
+    train_items: torch.Tensor | None = None  # (E,) item id of every training pair
+    train_scores: torch.Tensor | None = None  # (E,) dot-product score of every training pair
+    user_logit: torch.Tensor | None = None  # (B,) MACR's user branch
+    pos_logit: torch.Tensor | None = None  # (B,) MACR's item branch, positives
+    neg_logit: torch.Tensor | None = None  # (B, k) MACR's item branch, negatives
+
+
+# What a loss can ask the engine for beyond the (user, positive) rows (registry ``LossEntry``:
+# negatives, needs_margins, needs_uniformity_rows, inputs, inputs_for), and the LossBatch
+# fields that carry it.
+INPUT_FIELDS: dict[str, tuple[str, ...]] = {
+    "negatives": ("neg",),
+    "uniformity_rows": ("users_unif", "items_unif"),
+    "margins": ("user_margin", "item_margin"),
+    "unique_rows": ("users_unique", "items_unique"),
+    "all_items": ("all_items",),
+    "pos_items": ("pos_items",),
+    "item_degree": ("item_degree",),
+    "train_pairs": ("train_items", "train_scores"),
+    "branch_logits": ("user_logit", "pos_logit", "neg_logit"),
+}
 
 
 def _cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -201,10 +230,26 @@ def compute_loss(name: str, batch: LossBatch, **hparams) -> torch.Tensor:
     unknown = set(hparams) - set(spec.defaults)
     if unknown:
         raise TypeError(f"loss {name!r} takes {sorted(spec.defaults)}, got {sorted(unknown)}")
-    if spec.negatives and batch.neg is None:
-        raise ValueError(f"loss {name!r} needs sampled negatives (batch.neg)")
-    if spec.needs_margins and (batch.user_margin is None or batch.item_margin is None):
-        raise ValueError(f"loss {name!r} needs user_margin and item_margin")
-    if spec.needs_uniformity_rows and (batch.users_unif is None or batch.items_unif is None):
-        raise ValueError(f"loss {name!r} needs users_unif and items_unif")
+    missing = [
+        f"{need} ({', '.join(f'batch.{f}' for f in INPUT_FIELDS[need])})"
+        for need in sorted(spec.needs(hparams))
+        if any(getattr(batch, f) is None for f in INPUT_FIELDS[need])
+    ]
+    if missing:
+        raise ValueError(f"loss {name!r} needs {'; '.join(missing)}")
     return spec.function()(batch, **{**spec.defaults, **hparams})
+
+
+def wrap_for_loss(
+    loss: str,
+    encoder: nn.Module,
+    generator: torch.Generator | None = None,
+    settings: object | None = None,
+) -> nn.Module:
+    """The model loss ``loss`` trains: the encoder itself, or its registry ``model`` around it,
+    given the options the registry takes from ``settings`` (an EngineConfig)."""
+    entry = LOSSES[loss]
+    if entry.model is None:
+        return encoder
+    options = {opt: getattr(settings, key) for opt, key in entry.model_options.items() if settings}
+    return registry.resolve(entry.model)(encoder, generator=generator, **options)

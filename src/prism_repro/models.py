@@ -81,6 +81,28 @@ class Encoder(nn.Module):
     def encode(self, users: torch.Tensor, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
 
+    # -- evaluation hooks (defaults: rank by the dot product of the outputs) ---------------------
+    def ranking_outputs(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(user rows, item rows) whose dot product is the ranking score; the outputs by default.
+
+        A model whose score is not a dot product of its outputs (MACR's counterfactual score)
+        returns rows built so that it is, and the full-ranking code needs no special case.
+        """
+        return self.forward()
+
+    def inference_options(self) -> list[dict]:
+        """Inference-time settings validation chooses among (keyword arguments of
+        :meth:`set_inference`); one empty setting when there is nothing to choose."""
+        return [{}]
+
+    def set_inference(self, **setting) -> None:
+        """Switch to one of :meth:`inference_options` (nothing to switch by default)."""
+        if setting:
+            raise TypeError(f"{type(self).__name__} has no inference settings, got {setting}")
+
+    def set_graph(self, edges: torch.Tensor) -> None:
+        """Propagate over ``edges`` from now on; encoders without a graph ignore it."""
+
 
 class MatrixFactorization(Encoder):
     """Score = <e_u, e_i>; the outputs are the ID rows."""

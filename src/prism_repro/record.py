@@ -147,7 +147,9 @@ def read_record(path: str | Path) -> pd.DataFrame:
     if not path.exists():
         return normalise(pd.DataFrame(columns=COLUMNS))
     frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    missing = [c for c in COLUMNS if c not in frame.columns]
+    # a loss registered after the record was written adds grid-parameter columns: unset there
+    params = set(registry.loss_params())
+    missing = [c for c in COLUMNS if c not in frame.columns and c not in params]
     if missing:
         raise UserError(f"{path}: not a run record, columns missing: {', '.join(missing)}")
     frame = frame.replace("", np.nan)

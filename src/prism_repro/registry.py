@@ -64,9 +64,29 @@ class LossEntry:
     # (dataset, backbone) -> hyper-parameters for params left unset (None); "module:function"
     defaults_for: str | None = None
     color: str = "0.3"
+    # further inputs the loss reads (names of prism_repro.losses.INPUT_FIELDS), and
+    # "module:function" (hyper-parameters) -> inputs that depend on them
+    inputs: tuple[str, ...] = ()
+    inputs_for: str | None = None
+    # hyper-parameters taken from the engine's settings (variant keys): name -> EngineConfig field
+    engine_params: dict = field(default_factory=dict)
+    # "module:class" wrapping the encoder into the model the loss trains (MACR's branches), and
+    # its keyword options taken from the engine's settings: option -> EngineConfig field
+    model: str | None = None
+    model_options: dict = field(default_factory=dict)
 
     def function(self) -> Callable:
         return resolve(self.fn)
+
+    def needs(self, hparams: dict | None = None) -> frozenset[str]:
+        """Every input the loss reads with these hyper-parameters (registry defaults filled in)."""
+        needs = set(self.inputs)
+        needs |= {"negatives"} if self.negatives else set()
+        needs |= {"margins"} if self.needs_margins else set()
+        needs |= {"uniformity_rows"} if self.needs_uniformity_rows else set()
+        if self.inputs_for:
+            needs |= set(resolve(self.inputs_for)({**self.defaults, **(hparams or {})}))
+        return frozenset(needs)
 
 
 @dataclass(frozen=True)
@@ -157,6 +177,70 @@ register_loss(
         defaults={"gamma_user": 0.5, "gamma_item": 0.5},
         defaults_for="prism_repro.losses:mawu_gammas",
         color="#cc79a7",
+    )
+)
+
+# The popularity-debiasing baselines of Figure 9 (prism_repro.debias). ReSN and IPL add their
+# regulariser to BPR (ReSN also to DirectAU: ``auresn``); the forms of the released PRISM code
+# and of the official code are variant keys (resn_form, ipl_form, macr_c).
+register_loss(
+    LossEntry(
+        "resn",
+        "ReSN",
+        "prism_repro.debias:bpr_resn_loss",
+        batch_size=16384,  # BPR's
+        negatives=1,
+        params=(Param("resn_weight", "w", 1e-4, "weight of ReSN's spectral penalty"),),
+        defaults={"resn_weight": 1e-4, "form": "released"},
+        inputs_for="prism_repro.debias:resn_inputs",
+        engine_params={"form": "resn_form"},
+        color="#0072b2",
+    )
+)
+register_loss(
+    LossEntry(
+        "auresn",
+        "DirectAU + ReSN",
+        "prism_repro.debias:directau_resn_loss",
+        batch_size=4096,  # DirectAU's
+        needs_uniformity_rows=True,
+        params=(
+            Param("gamma", "g", 1.0, "weight of the uniformity term"),
+            Param("resn_weight", "w", 1e-4, "weight of ReSN's spectral penalty"),
+        ),
+        defaults={"gamma": 1.0, "resn_weight": 1e-4, "form": "released"},
+        inputs_for="prism_repro.debias:resn_inputs",
+        engine_params={"form": "resn_form"},
+        color="0.5",
+    )
+)
+register_loss(
+    LossEntry(
+        "ipl",
+        "IPL",
+        "prism_repro.debias:bpr_ipl_loss",
+        batch_size=16384,  # BPR's
+        negatives=1,
+        params=(Param("ipl_weight", "w", 0.1, "weight of IPL's regulariser (its lambda_f)"),),
+        defaults={"ipl_weight": 0.1, "ipl_gamma": 1.5, "form": "batch"},
+        defaults_for="prism_repro.debias:ipl_defaults",
+        inputs_for="prism_repro.debias:ipl_inputs",
+        engine_params={"form": "ipl_form"},
+        color="#000000",
+    )
+)
+register_loss(
+    LossEntry(
+        "macr",
+        "MACR",
+        "prism_repro.debias:macr_loss",
+        batch_size=4096,  # weitianxin/MACR's Gowalla command
+        negatives=1,  # pointwise BCE: each positive against one sampled negative
+        defaults={"alpha": 1e-3, "beta": 1e-3},
+        inputs=("branch_logits",),
+        model="prism_repro.debias:MACR",
+        model_options={"c_choice": "macr_c"},
+        color="#d55e00",
     )
 )
 

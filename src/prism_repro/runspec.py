@@ -185,17 +185,17 @@ class RunSpec:
         if not m or not re.fullmatch(run_id_pattern(), run_id):
             raise ValueError(f"not a run id: {run_id!r} ({example})")
         g = m.groupdict()
-        loss_name, *tokens = g["loss"].split("-")
+        loss_name, _, rest = g["loss"].partition("-")
         entry = registry.LOSSES.get(loss_name)
         if entry is None:
             raise ValueError(f"not a run id: {run_id!r}: unknown loss {loss_name!r}")
         by_token = {p.token: p.name for p in entry.params}
         params = []
-        for token in tokens:
-            tok = re.match(r"[a-z]+", token).group(0)
+        # -<token><number> pairs; a number may hold a '-' itself (1e-06), so no split on '-'
+        for tok, value in re.findall(rf"([a-z]+)({NUM})", rest):
             if tok not in by_token:
                 raise ValueError(f"not a run id: {run_id!r}: loss {loss_name} has no -{tok}")
-            params.append((by_token[tok], float(token[len(tok) :])))
+            params.append((by_token[tok], float(value)))
         try:
             spec = cls(
                 backbone=g["backbone"],

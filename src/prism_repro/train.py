@@ -27,7 +27,7 @@ from prism_repro.devices import NO_SLOT, acquire_for, positive_int
 from prism_repro.evaluate import write_run_results
 from prism_repro.initialization import prism_init_
 from prism_repro.io import atomic_path, write_parquet
-from prism_repro.losses import LOSSES, LossBatch, MawuMargins, compute_loss
+from prism_repro.losses import LOSSES, LossBatch, MawuMargins, compute_loss, wrap_for_loss
 from prism_repro.models import build_encoder
 from prism_repro.provenance import provenance
 from prism_repro.ranking import UserItemSets, evaluate_rankings
@@ -62,6 +62,9 @@ class EngineConfig:
     decay_params: str = "embeddings"  # paper | all (released code: every parameter)
     lightgcn_test_graph: str = "train_val"  # released code | train
     batch_order: str = "shuffled"  # paper | fixed (released code)
+    resn_form: str = "released"  # ReSN: released PRISM code | official (LIN452/ReSN)
+    ipl_form: str = "batch"  # IPL: released PRISM code (batch) | epoch (official UnitDan/IPL)
+    macr_c: str = "sweep"  # MACR's c: chosen on validation (official) | fixed (released c = 1)
     ssm_temperature: float = 0.2
 
 
@@ -75,6 +78,9 @@ ENGINE_VARIANT_KEYS = (
     "decay_params",
     "lightgcn_test_graph",
     "batch_order",
+    "resn_form",
+    "ipl_form",
+    "macr_c",
 )
 
 
@@ -94,6 +100,8 @@ def loss_hparams(spec: RunSpec, cfg: EngineConfig, dataset: str) -> dict:
     if entry.defaults_for:
         out.update(resolve(entry.defaults_for)(dataset, spec.backbone))
     out.update(dict(spec.params))
+    # hyper-parameters that are variant keys (the forms of the debiasing baselines)
+    out.update({name: getattr(cfg, key) for name, key in entry.engine_params.items()})
     if "temperature" in entry.defaults:
         out["temperature"] = cfg.ssm_temperature
     if spec.loss == "mawu" and cfg.mawu_margin == "broadcast":
@@ -149,6 +157,8 @@ class Trainer:
         self.device = resolve_device(cfg.device)
         self.loss_spec = LOSSES[spec.loss]
         self.hparams = loss_hparams(spec, cfg, dataset)
+        # every input the loss reads: the batch is prepared from this alone
+        self.needs = set(self.loss_spec.needs(self.hparams))
         self.batch_size = cfg.batch_size or self.loss_spec.batch_size
         self.num_negatives = self.loss_spec.negatives
         if spec.loss == "ssm":  # a variant key: the paper's 10 or the released script's 20
@@ -172,6 +182,8 @@ class Trainer:
             prism_init_(
                 self.model.item_emb.weight, torch.from_numpy(data.item_degree), spec.alpha, init_gen
             )
+        # a loss that trains a model around the encoder (MACR's branches) wraps it here
+        self.model = wrap_for_loss(spec.loss, self.model, init_gen, cfg)
         self.margins = (
             MawuMargins(data.num_users, data.num_items, generator=init_gen)
             if self.loss_spec.needs_margins
@@ -190,10 +202,17 @@ class Trainer:
         self.train_sets = UserItemSets(data.train, data.num_users, self.device)
         self.val_sets = UserItemSets(data.val, data.num_users, self.device)
         self.item_stratum = torch.from_numpy(data.item_stratum.astype(np.int64)).to(self.device)
+        self.item_degree = (
+            torch.from_numpy(data.item_degree).to(self.device, torch.float32)
+            if "item_degree" in self.needs
+            else None
+        )
         self.state = RunState()
         needs_distinct_rows = (
-            self.loss_spec.needs_uniformity_rows and cfg.uniformity_rows == "unique"
-        ) or spec.decay == BATCH_ROW_DECAY
+            ("uniformity_rows" in self.needs and cfg.uniformity_rows == "unique")
+            or "unique_rows" in self.needs
+            or spec.decay == BATCH_ROW_DECAY
+        )
         self.encode_distinct = needs_distinct_rows or not self.model.gathers_rows
 
     # -- one epoch --------------------------------------------------------------------------
@@ -235,10 +254,39 @@ class Trainer:
             batch.items_unif = batch.pos if per_interaction else item_out
         if self.margins is not None:
             batch.user_margin, batch.item_margin = self.margins(users, items)
+        self._fill_extra_inputs(batch, items, user_rows, item_rows, user_out, item_out)
         loss = compute_loss(self.spec.loss, batch, **self.hparams)
         return loss + batch_decay_penalty(
             self.spec.decay, self.spec.weight_decay, user_out, item_out
         )
+
+    def _fill_extra_inputs(self, batch, items, user_rows, item_rows, user_out, item_out) -> None:
+        """The inputs of ``losses.INPUT_FIELDS`` beyond rows, negatives, uniformity and margins.
+
+        ``user_out`` / ``item_out`` are the batch's distinct rows whenever "unique_rows" is needed
+        (it turns ``encode_distinct`` on).
+        """
+        needs, size = self.needs, len(items)
+        if "unique_rows" in needs:
+            batch.users_unique, batch.items_unique = user_out, item_out
+        if "pos_items" in needs:
+            batch.pos_items = items
+        if "item_degree" in needs:
+            batch.item_degree = self.item_degree
+        if "all_items" in needs or "train_pairs" in needs:
+            all_users, all_items = self.model()
+            batch.all_items = all_items
+            if "train_pairs" in needs:
+                batch.train_items = self.train_items
+                batch.train_scores = (
+                    all_users.index_select(0, self.train_users)
+                    * all_items.index_select(0, self.train_items)
+                ).sum(-1)
+        if "branch_logits" in needs:
+            user_logit, item_logit = self.model.branch_logits(user_rows, item_rows)
+            batch.user_logit, batch.pos_logit = user_logit, item_logit[:size]
+            if batch.neg is not None:
+                batch.neg_logit = item_logit[size:].view(size, -1)
 
     def epoch_order(self, n: int) -> torch.Tensor:
         """This epoch's order of the training interactions: a fresh seeded permutation
@@ -284,23 +332,31 @@ class Trainer:
         return total / max(batches, 1)
 
     def validate(self) -> dict:
+        """Validation NDCG@k of the model's ranking; a model with inference-time settings (MACR's
+        c) is scored with each and left at the best, which its state then records."""
         self.model.eval()
+        scores = ("dot", "cosine") if self.cfg.cosine_validation else ("dot",)
+        best, best_setting = None, {}
         with torch.no_grad():
-            user_out, item_out = self.model()
-            scores = ("dot", "cosine") if self.cfg.cosine_validation else ("dot",)
-            result = evaluate_rankings(
-                user_out,
-                item_out,
-                self.val_sets,
-                [self.train_sets],
-                self.item_stratum,
-                self.cfg.k,
-                scores,
-                strata=False,
-            )
-        out = {"val_ndcg": result["dot"]["ndcg"]}
-        if "cosine" in result:
-            out["val_ndcg_cosine"] = result["cosine"]["ndcg"]
+            for setting in self.model.inference_options():
+                self.model.set_inference(**setting)
+                user_out, item_out = self.model.ranking_outputs()
+                result = evaluate_rankings(
+                    user_out,
+                    item_out,
+                    self.val_sets,
+                    [self.train_sets],
+                    self.item_stratum,
+                    self.cfg.k,
+                    scores,
+                    strata=False,
+                )
+                if best is None or result["dot"]["ndcg"] > best["dot"]["ndcg"]:
+                    best, best_setting = result, setting
+            self.model.set_inference(**best_setting)
+        out = {"val_ndcg": best["dot"]["ndcg"]}
+        if "cosine" in best:
+            out["val_ndcg_cosine"] = best["cosine"]["ndcg"]
         return out
 
     # -- checkpoints ------------------------------------------------------------------------
