@@ -159,7 +159,11 @@ class Trainer:
         needs_distinct_rows = (
             self.loss_spec.needs_uniformity_rows and cfg.uniformity_rows == "unique"
         ) or spec.decay == BATCH_ROW_DECAY
-        self.encode_distinct = needs_distinct_rows or not self.model.gathers_rows
+        # SSM-like losses normalise each distinct item once and index their negatives into it
+        self.indexed_negatives = self.loss_spec.indexed_negatives and self.num_negatives > 0
+        self.encode_distinct = (
+            needs_distinct_rows or not self.model.gathers_rows or self.indexed_negatives
+        )
 
     # -- one epoch --------------------------------------------------------------------------
     def _batch_loss(self, idx: torch.Tensor) -> torch.Tensor:
@@ -183,16 +187,20 @@ class Trainer:
             uniq_items, inv_items = unique_ids(batch_items, self.data.num_items)
             user_out, item_out = self.model.encode(uniq_users, uniq_items)
             # index_select rather than x[idx]: a deterministic backward on CPU (same seed, same bits)
+            indexed = neg is not None and self.indexed_negatives
             user_rows, item_rows = (
                 user_out.index_select(0, inv_users),
-                item_out.index_select(0, inv_items),
+                item_out.index_select(0, inv_items[:size] if indexed else inv_items),
             )
         else:  # a plain row gather: one gather per table, one scatter in its backward
+            indexed = False
             user_rows, item_rows = self.model.encode(users, batch_items)
             # no distinct rows here: the decay term is zero and any uniformity is per interaction
             user_out, item_out = user_rows, item_rows
         batch = LossBatch(user=user_rows, pos=item_rows[:size])
-        if neg is not None:
+        if indexed:  # negatives as ids into the distinct rows
+            batch.neg_rows, batch.neg_index = item_out, inv_items[size:].view(size, -1)
+        elif neg is not None:
             batch.neg = item_rows[size:].view(size, self.num_negatives, -1)
         if self.loss_spec.needs_uniformity_rows:
             per_interaction = self.cfg.uniformity_rows == "interactions"
