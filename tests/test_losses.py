@@ -384,7 +384,7 @@ def test_unit_rows_is_f_normalize():
     got = _grads(lambda a: (unit_rows(a) * upstream).sum(), x)[1][0]
     want = _grads(lambda a: (F.normalize(a, dim=-1) * upstream).sum(), x)[1][0]
     torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
-    assert torch.autograd.gradcheck(unit_rows, (x[:5].clone().requires_grad_(),))
+    assert torch.autograd.gradcheck(unit_rows, (x[4:9].clone().requires_grad_(),))
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 17, 1100])  # 1100: several tiles of the tiled kernel

@@ -125,6 +125,6 @@ def gathered_dot(u: torch.Tensor, rows: torch.Tensor, index: torch.Tensor) -> to
         )
     if u.device.type != "cpu" or index.numel() == 0:
         b, k = index.shape
-        block = rows.index_select(0, index.reshape(-1)).view(b, k, -1)
+        block = rows.index_select(0, index.reshape(-1)).view(b, k, rows.shape[1])
         return torch.bmm(block, u.unsqueeze(-1)).squeeze(-1)
     return _GatheredDot.apply(u.contiguous(), rows, index)

@@ -76,7 +76,8 @@ def negatives(batch: LossBatch) -> torch.Tensor:
     if batch.neg is not None:
         return batch.neg
     b, k = batch.neg_index.shape
-    return batch.neg_rows.index_select(0, batch.neg_index.reshape(-1)).view(b, k, -1)
+    rows = batch.neg_rows
+    return rows.index_select(0, batch.neg_index.reshape(-1)).view(b, k, rows.shape[1])
 
 
 def _cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
