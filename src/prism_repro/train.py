@@ -165,6 +165,22 @@ class Trainer:
             needs_distinct_rows or not self.model.gathers_rows or self.indexed_negatives
         )
 
+    # -- stage timing: off unless a benchmark sets ``stage_seconds`` to a dict -----------------
+    stage_seconds: dict[str, float] | None = None
+    _tick_at: float = 0.0
+
+    def _tick(self, stage: str | None) -> None:
+        """Charge the time since the last tick to ``stage`` (None: only restart the clock).
+        Synchronises a GPU when timing, so time lands where the work is."""
+        if self.stage_seconds is None:
+            return
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        now = time.perf_counter()
+        if stage is not None:
+            self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + now - self._tick_at
+        self._tick_at = now
+
     # -- one epoch --------------------------------------------------------------------------
     def _batch_loss(self, idx: torch.Tensor) -> torch.Tensor:
         users, items = self.train_users[idx], self.train_items[idx]
@@ -180,6 +196,7 @@ class Trainer:
                 self.cfg.negative_sampling,
             )
             batch_items = torch.cat([items, neg.flatten()])
+        self._tick("sampling")
         if self.encode_distinct:
             # the loss or the decay needs the batch's distinct rows (or the encoder costs per row):
             # encode each distinct id once, then spread the rows over the interactions
@@ -197,6 +214,7 @@ class Trainer:
             user_rows, item_rows = self.model.encode(users, batch_items)
             # no distinct rows here: the decay term is zero and any uniformity is per interaction
             user_out, item_out = user_rows, item_rows
+        self._tick("encode")
         batch = LossBatch(user=user_rows, pos=item_rows[:size])
         if indexed:  # negatives as ids into the distinct rows
             batch.neg_rows, batch.neg_index = item_out, inv_items[size:].view(size, -1)
@@ -209,13 +227,16 @@ class Trainer:
         if self.margins is not None:
             batch.user_margin, batch.item_margin = self.margins(users, items)
         loss = compute_loss(self.spec.loss, batch, **self.hparams)
-        return loss + batch_decay_penalty(
+        loss = loss + batch_decay_penalty(
             self.spec.decay, self.spec.weight_decay, user_out, item_out
         )
+        self._tick("loss")
+        return loss
 
     def train_epoch(self) -> float:
         self.model.train()
         n = len(self.train_users)
+        self._tick(None)
         perm = torch.randperm(n, generator=self.sample_gen, device=self.device)
         total, batches = 0.0, 0
         show = sys.stderr.isatty()
@@ -227,9 +248,11 @@ class Trainer:
                 return value
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            self._tick("backward")
             self.optimizer.step()
             if self.margins is not None:
                 self.margins.clamp_()
+            self._tick("optimizer")
             total += value
             batches += 1
             if show:
