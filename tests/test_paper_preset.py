@@ -49,7 +49,17 @@ def test_shared_training_and_evaluation_settings(paper):
     assert paper["preset"] == "paper"
     train = paper["train"]
     assert (train["dim"], train["max_epochs"], train["patience"]) == (64, 1000, 10)
-    assert train["batch_size"] == {"bpr": 16384, "ssm": 16384, "directau": 4096, "mawu": 4096}
+    assert train["batch_size"] == {
+        "bpr": 16384,
+        "ssm": 16384,
+        "directau": 4096,
+        "mawu": 4096,
+        # the debiasing baselines take their base loss's (BPR's, DirectAU's for auresn/MACR)
+        "resn": 16384,
+        "auresn": 4096,
+        "ipl": 16384,
+        "macr": 4096,
+    }
     assert paper["evaluate"]["k"] == 20
     assert paper["split"]["fractions"] == [0.8, 0.1, 0.1]
     assert paper["variants"]["paper"]["strata_degrees"] == "train"
@@ -124,6 +134,16 @@ EXPERIMENTS = {
         "init": ["xavier"],
         "tune": ["lr", "gamma"],
     },
+    "fig9": {
+        "datasets": ALL_DATASETS,
+        "backbones": ["mf"],
+        "losses": ["bpr", "directau", "resn", "ipl", "macr"],
+        "decay": ["full"],
+        "init": ["xavier"],
+        "resn_weight": [1e-6, 1e-5, 1e-4, 1e-3],
+        "ipl_weight": [0.01, 0.1, 1.0, 10.0],
+        "tune": ["lr", "weight_decay", "gamma", "resn_weight", "ipl_weight"],
+    },
     "fig10": {
         "datasets": ALL_DATASETS,
         "backbones": ["mf"],
@@ -173,6 +193,9 @@ RUN_COUNTS = {
     "fig4": (4 * 5 * 9, 4 * 5 * 3),  # groups: dataset x alpha
     "fig6": (2 * 4, 2 * 4),  # untuned: dataset x wd, one seed
     "fig8": (2 * 36, 2 * 4 * 3),
+    # Figure 9: BPR 12, DirectAU 36, ReSN and IPL 12 x 4 weights each, MACR 12 per dataset;
+    # tuned down to one setting per dataset x method
+    "fig9": (4 * (12 + 36 + 48 + 48 + 12), 4 * 5 * 3),
     "fig10": (4 * (12 + 12), 4 * 2 * 4 * 3),
     "fig11": (4 * (12 + 36 + 12), 4 * 3 * 4 * 3),
 }
@@ -190,5 +213,6 @@ def test_distinct_candidate_runs_of_the_whole_preset(paper):
     # (4 datasets x 9); fig4's alpha-1 runs are table1_prism's MF DirectAU candidates (4 x 9).
     # New beyond Table 1: fig1's BPR (4 x 12), fig3 (144 - 36), fig4 (180 - 36), fig8 (72)
     table1 = 2 * ((12 + 36 + 108) + 3 * (12 + 36 + 12)) + 2 * ((3 + 9 + 27) + 3 * (3 + 9 + 3))
-    new = 2 * 12 + 4 * 12 + (144 - 36) + (180 - 36) + 72
+    # Figure 9's BPR and DirectAU candidates are fig1's; its ReSN, IPL and MACR ones are new
+    new = 2 * 12 + 4 * 12 + (144 - 36) + (180 - 36) + 72 + 4 * (48 + 48 + 12)
     assert len(all_candidate_runs(paper)) == table1 + new
