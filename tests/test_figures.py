@@ -3,6 +3,7 @@ Theorem 3.1 formula by hand, the Spearman rho in Figure 2's titles, diverged run
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 
@@ -17,8 +18,7 @@ from prism_repro.figures import (
     FIGURES,
     FigureData,
     debiasing_tradeoff,
-    expected_magnitude_change,
-    inclusion_probability,
+    magnitude_change_heatmap,
     magnitude_vs_degree,
     ndcg_vs_epochs,
     ndcg_vs_weight_decay,
@@ -195,7 +195,7 @@ def figure_inputs(name: str, datasets=DATASETS) -> FigureData:
     if name == "fig6":
         return fabricate("fig6", wd_grid(loss="directau"), cosine=True, **kw)
     if name == "fig7":
-        return FigureData(pd.DataFrame(), pd.DataFrame(), pd.DataFrame())
+        return FigureData(pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), theory_frame())
     if name == "fig8":
         return fabricate("fig8", wd_grid(backbone="lightgcn", loss="directau"), **kw)
     if name == "fig9":
@@ -302,28 +302,55 @@ def test_every_figure_renders_to_png(name, datasets, tmp_path):
 @pytest.mark.parametrize("name", sorted(FIGURES))
 def test_every_figure_renders_without_any_runs(name, tmp_path):
     fig = FIGURES[name](FigureData(pd.DataFrame(), pd.DataFrame(), pd.DataFrame()))
-    if name != "fig7":
-        assert "no runs" in texts(fig)
+    assert ("no simulation" if name == "fig7" else "no runs") in texts(fig)
     save(fig, tmp_path / "x.png", tmp_path / "x.pdf", dpi=60)
     assert_png(tmp_path / "x.png")
 
 
-def test_expected_magnitude_change_by_hand():
-    # degree 10, |B|/|E| = 0.1: P = 1 - 0.9^10 = 0.6513215599
-    assert inclusion_probability(10, 0.1) == pytest.approx(0.6513215599)
-    # eta lambda = 0.1 * 0.5 = 0.05: 2 * 0.05 * (0.05 - 2) = -0.195;
-    # growth 0.6513215599 * 0.1^2 / 2 * (1 - 0.25) = 0.0024424558
-    value = expected_magnitude_change(10, 0.1, lr=0.1, weight_decay=0.5, sq_norm=2.0, cos=0.5)
-    assert value == pytest.approx(-0.195 + 0.0024424558, abs=1e-10)
-    # no decay, item always in the batch: pure growth eta^2 (1 - cos^2) / ||i||^2
-    assert expected_magnitude_change(
-        1, 1.0, lr=0.1, weight_decay=0.0, sq_norm=1.0, cos=0.0
-    ) == pytest.approx(0.01)
-    grid = expected_magnitude_change(
-        np.array([[1, 10, 100]]), np.array([[1e-3], [1e-2]]), 1e-3, 1e-4
+@functools.cache
+def theory_frame() -> pd.DataFrame:
+    """A small simulation (prism_repro.simulate) for Figure 7: two scenarios, three fractions."""
+    import torch
+
+    from prism_repro.simulate import power_law_graph, run_all
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        graph = power_law_graph(300, 300, 3000, 1.0, seed=7)
+        return run_all(
+            graph,
+            ["sgd", "sgd_all_pairs"],
+            [0.003, 0.03, 1.0],
+            steps=20,
+            lr=1e-3,
+            weight_decay=1e-6,
+            dim=8,
+            bins=5,
+        )
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_fig7_draws_the_paper_map_beside_the_simulation():
+    frame = theory_frame()
+    fig = magnitude_change_heatmap(
+        FigureData(pd.DataFrame(), pd.DataFrame(), pd.DataFrame(), frame)
     )
-    assert grid.shape == (2, 3)
-    assert np.all(np.diff(grid, axis=1) > 0)  # more popular items shrink less
+    a, b = fig.axes[0], fig.axes[1]
+    assert "η = 0.001, λ = 1e-06" in a.get_title() and "cos²(u, i) = 0.9" in a.get_title()
+    # (b): one cell per (batch fraction, degree bin) of the SGD rows, on (a)'s colour scale
+    (mesh,) = b.collections
+    sgd = frame[frame["scenario"] == "sgd"]
+    assert mesh.get_array().size == len(sgd)
+    assert mesh.norm.vmin == a.collections[0].norm.vmin
+    assert mesh.norm.vmin == -mesh.norm.vmax  # symmetric: a small decay looks small
+    # (e) names each scenario with its median simulated / predicted change
+    labels = [t.get_text() for t in fig.axes[4].get_legend().get_texts()]
+    assert any(t.startswith("SGD, all pairs: median") for t in labels)
+    # without a simulation: the analytic map alone, the other panels say so
+    empty = magnitude_change_heatmap(FigureData(pd.DataFrame(), pd.DataFrame(), pd.DataFrame()))
+    assert texts(empty).count("no simulation") == 5
 
 
 def test_spearman_rho_of_monotone_data():

@@ -33,6 +33,7 @@ COMMANDS = {
     "cost": "prism_repro.cost",
     "record": "prism_repro.record",
     "reproduction": "prism_repro.reproduction",
+    "simulate": "prism_repro.simulate",
 }
 
 

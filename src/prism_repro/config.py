@@ -236,3 +236,9 @@ def check_references(config: Mapping) -> None:
                     f"config key 'experiments.{name}.variants': unknown variant {variant!r}; "
                     f"allowed values: {', '.join(variants)}"
                 )
+    for dataset in config.get("theory", {}).get("datasets", []):
+        if dataset not in defined:
+            raise ConfigError(
+                f"config key 'theory.datasets': unknown dataset {dataset!r}; "
+                f"allowed values: {', '.join(defined)}"
+            )

@@ -20,6 +20,7 @@ copied), except where docs/paper-vs-code.md says otherwise:
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import warnings
@@ -27,7 +28,6 @@ import warnings
 import torch
 from torch import nn
 from torch.nn.utils import skip_init
-from torch_geometric.nn import LGConv
 
 from prism_repro import registry
 
@@ -201,12 +201,20 @@ class _SymmetricSparseProduct(torch.autograd.Function):
         return None, ctx.adj @ grad
 
 
-class SymmetricLGConv(LGConv):
+@functools.cache
+def symmetric_lgconv() -> type:
     """PyG's LGConv (no normalisation inside: the adjacency is pre-normalised) with the
-    deterministic symmetric product above as its message passing."""
+    deterministic symmetric product above as its message passing.
 
-    def message_and_aggregate(self, adj_t, x):
-        return _SymmetricSparseProduct.apply(adj_t, x)
+    PyG is imported here, on the first LightGCN: importing it costs a process more than importing
+    torch (it loads torch._dynamo), which every MF and non-linear MF run would otherwise pay."""
+    from torch_geometric.nn import LGConv
+
+    class SymmetricLGConv(LGConv):
+        def message_and_aggregate(self, adj_t, x):
+            return _SymmetricSparseProduct.apply(adj_t, x)
+
+    return SymmetricLGConv
 
 
 class LightGCN(Encoder):
@@ -230,7 +238,8 @@ class LightGCN(Encoder):
     ):
         super().__init__(num_users, num_items, dim, generator)
         self.num_layers = num_layers
-        self.convs = nn.ModuleList(SymmetricLGConv(normalize=False) for _ in range(num_layers))
+        conv = symmetric_lgconv()
+        self.convs = nn.ModuleList(conv(normalize=False) for _ in range(num_layers))
         self.register_buffer("_crow", torch.empty(0, dtype=torch.long), persistent=False)
         self.register_buffer("_col", torch.empty(0, dtype=torch.long), persistent=False)
         self.register_buffer("_val", torch.empty(0), persistent=False)

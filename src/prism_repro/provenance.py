@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 import platform
 import subprocess
 from pathlib import Path
@@ -16,11 +17,9 @@ def provenance() -> dict:
     import prism_repro
     from prism_repro import uniformity
 
-    try:
-        import torch_geometric
-
-        pyg = torch_geometric.__version__
-    except ImportError:  # pragma: no cover
+    try:  # the installed version, without importing PyG (slow; only LightGCN needs it)
+        pyg = importlib.metadata.version("torch_geometric")
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover
         pyg = "absent"
     try:
         commit = (

@@ -761,7 +761,7 @@ FIGURES = {
     "fig4": "Figure 4: PRISM's alpha, NDCG against epochs until early stopping",
     "fig5": "Figure 5: PRISM's alpha, NDCG by popularity",
     "fig6": "Figure 6: validation curves by dot product and by cosine (Figure 1's DirectAU runs)",
-    "fig7": "Figure 7: Theorem 3.1 (theory, no runs)",
+    "fig7": "Figure 7: Theorem 3.1 and its Monte-Carlo check (no training runs)",
     "fig8": "Figure 8: LightGCN with DirectAU",
     "fig9": "Figure 9: debiasing baselines",
     "fig10": "Figure 10: SSM and MAWU (MF)",
@@ -831,7 +831,11 @@ def figures_section(inp: Inputs, metrics: pd.DataFrame) -> tuple[str, list[Check
     para("fig6", [fig6_table(final["fig6"])], [fig6_check(final["fig6"])])
     para(
         "fig7",
-        ["Drawn from the theorem (no training runs): `results/<preset>/figures/fig7.png`."],
+        [
+            "Drawn from the theorem beside a Monte-Carlo simulation of mini-batch training (rule "
+            "simulate, no training runs): `results/<preset>/figures/fig7.png`; the numbers are "
+            'the theory rows of the claims table (README, "Theory").'
+        ],
         [],
     )
     para(

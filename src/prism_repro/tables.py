@@ -121,8 +121,13 @@ def _command(args: argparse.Namespace) -> None:
             if args.norms
             else pd.DataFrame()
         )
+        theory = (
+            pd.concat([pd.read_parquet(p) for p in args.theory], ignore_index=True)
+            if args.theory
+            else None
+        )
         write_table(
-            claims_table(metrics, norms),
+            claims_table(metrics, norms, theory),
             args.out_csv,
             args.out_md,
             args.out_tex,
@@ -141,6 +146,9 @@ def register(sub) -> None:
     p.add_argument("table", choices=[*sorted(TABLES), "claims"])
     p.add_argument("--metrics", type=Path, nargs="+", required=True)
     p.add_argument("--norms", type=Path, nargs="*", default=[])
+    p.add_argument(
+        "--theory", type=Path, nargs="*", default=[], help="simulate's parquet files (claims)"
+    )
     p.add_argument("--out-csv", type=Path, required=True)
     p.add_argument("--out-md", type=Path, required=True)
     p.add_argument("--out-tex", type=Path, required=True)

@@ -262,3 +262,56 @@ def record_targets():
     return runs + expand(
         "results/{preset}/record/{experiment}.csv", preset=PRESET, experiment=EXPERIMENTS
     )
+
+
+# -- the theory's simulation (theory.smk) --------------------------------------------------
+
+THEORY_GRAPH = "powerlaw"  # the synthetic graph; the others are datasets' train splits
+
+
+def theory_graphs():
+    return [THEORY_GRAPH, *config["theory"]["datasets"]]
+
+
+def theory_split(wildcards):
+    """The split a dataset graph's simulation reads (none for the power-law graph)."""
+    if wildcards.graph == THEORY_GRAPH:
+        return []
+    seed = config["theory"]["split_seed"]
+    return [f"results/{wildcards.preset}/data/{wildcards.graph}/split_s{seed}.parquet"]
+
+
+def simulate_args(wildcards):
+    """Flags of `prism_repro simulate` from config.theory; the graph's source first."""
+    t = config["theory"]
+    if wildcards.graph == THEORY_GRAPH:
+        g = t["graph"]
+        source = (
+            f"--users {g['users']} --items {g['items']} --interactions {g['interactions']}"
+            f" --zipf-exponent {g['zipf_exponent']} --graph-seed {g['seed']}"
+        )
+    else:
+        source = f"--split {theory_split(wildcards)[0]} --name {wildcards.graph}"
+    return (
+        f"{source} --scenarios {' '.join(t['scenarios'])}"
+        f" --batch-fractions {' '.join(map(str, t['batch_fractions']))}"
+        f" --steps {t['steps']} --burn-in {t['burn_in']} --dim {t['dim']} --lr {t['lr']}"
+        f" --weight-decay {t['weight_decay']} --cos-sq {t['cos_sq']} --negatives {t['negatives']}"
+        f" --degree-bins {t['degree_bins']} --seed {t['seed']} --device {t['device']}"
+    )
+
+
+def figure_theory_tables(wildcards):
+    """Figure 7 draws the power-law graph's simulation; other figures none."""
+    return (
+        [f"results/{wildcards.preset}/theory/{THEORY_GRAPH}.parquet"]
+        if wildcards.figure == "fig7"
+        else []
+    )
+
+
+def claims_theory_tables(wildcards):
+    """The claims table checks the theory on every simulated graph; other tables read none."""
+    if wildcards.table != "claims":
+        return []
+    return [f"results/{wildcards.preset}/theory/{g}.parquet" for g in theory_graphs()]

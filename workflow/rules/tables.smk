@@ -6,6 +6,7 @@ rule table:
     input:
         metrics=experiment_tables(""),
         norms=experiment_tables("_norms"),
+        theory=claims_theory_tables,
     output:
         csv=report(
             "results/{preset}/tables/{table}.csv",
@@ -22,7 +23,8 @@ rule table:
         "../../envs/prism.yaml"
     shell:
         "python -m prism_repro table {wildcards.table} --metrics {input.metrics}"
-        " --norms {input.norms} --out-csv {output.csv} --out-md {output.md}"
+        " --norms {input.norms} --theory {input.theory} --out-csv {output.csv}"
+        " --out-md {output.md}"
         " --out-tex {output.tex} 2> {log}"
 
 
