@@ -278,7 +278,8 @@ def theory_split(wildcards):
     if wildcards.graph == THEORY_GRAPH:
         return []
     seed = config["theory"]["split_seed"]
-    return [f"results/{wildcards.preset}/data/{wildcards.graph}/split_s{seed}.parquet"]
+    folder = data_variant(config, DEFAULT_VARIANT)  # data lives in per-variant folders
+    return [f"results/{wildcards.preset}/data/{wildcards.graph}/{folder}/split_s{seed}.parquet"]
 
 
 def simulate_args(wildcards):
