@@ -211,7 +211,8 @@ def test_distinct_candidate_runs_of_the_whole_preset(paper):
     # MovieLens1M (published gammas there, tuned ones in Table 1: 2 x 12 new), fig1's DirectAU
     # and fig6's runs are table1_wd candidates; fig3's weight-decay-0 runs (no decay) too
     # (4 datasets x 9); fig4's alpha-1 runs are table1_prism's MF DirectAU candidates (4 x 9).
-    # New beyond Table 1: fig1's BPR (4 x 12), fig3 (144 - 36), fig4 (180 - 36), fig8 (72)
+    # New beyond Table 1: fig1's BPR (4 x 12), fig3 (144 - 36), fig4 (180 - 36), fig8 (72),
+    # fig9's ReSN, IPL and MACR (4 x (48 + 48 + 12); its BPR and DirectAU runs are fig1's)
     table1 = 2 * ((12 + 36 + 108) + 3 * (12 + 36 + 12)) + 2 * ((3 + 9 + 27) + 3 * (3 + 9 + 3))
     # Figure 9's BPR and DirectAU candidates are fig1's; its ReSN, IPL and MACR ones are new
     new = 2 * 12 + 4 * 12 + (144 - 36) + (180 - 36) + 72 + 4 * (48 + 48 + 12)
