@@ -185,6 +185,9 @@ def resolve_config(
 ) -> dict:
     """The effective config of the selected preset, validated, with schema defaults filled."""
     schema = load_schema(schema_path)
+    # Snakemake has already merged the command line into ``config``, nested values as strings:
+    # put the typed values in before anything is validated
+    config = deep_merge(config, coerce_cli(dict(cli_overrides or {})))
     presets = config.get("presets") or {}
     name = (cli_overrides or {}).get("preset", config.get("preset", "paper"))
     validate(config, schema)
