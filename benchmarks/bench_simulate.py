@@ -11,26 +11,16 @@ the preset's step count. Prints the CPU model. No assertions: numbers only.
 from __future__ import annotations
 
 import argparse
-import platform
 import time
 from pathlib import Path
 
 import torch
 
 from prism_repro.config import resolve_config
+from prism_repro.provenance import cpu_model
 from prism_repro.simulate import power_law_graph, simulate
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main() -> None:

@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import platform
 import resource
 import sys
 import time
@@ -47,6 +46,7 @@ from torch.utils.data import DataLoader
 from prism_repro.data.interactions import finalize_interactions
 from prism_repro.data.preprocess import parse_lightgcn
 from prism_repro.data.split import SplitData, split_in_memory
+from prism_repro.provenance import cpu_model
 from prism_repro.ranking import evaluate_rankings
 from prism_repro.runspec import RunSpec
 from prism_repro.train import EngineConfig, Trainer, resolve_device
@@ -250,17 +250,6 @@ def timed(fn, repeat: int, device: torch.device | None = None):
         _sync(device)
         times.append(time.perf_counter() - t0)
     return min(times), out
-
-
-def cpu_model() -> str:
-    """The CPU's marketing name (Linux: /proc/cpuinfo), else what ``platform`` knows."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def load_average() -> str:

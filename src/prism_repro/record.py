@@ -32,6 +32,7 @@ from prism_repro import registry
 from prism_repro.errors import UserError
 from prism_repro.io import atomic_path
 from prism_repro.picks import spearman_rho
+from prism_repro.runspec import setting_columns
 
 __all__ = [
     "COLUMNS",
@@ -47,18 +48,7 @@ __all__ = [
 log = logging.getLogger("prism_repro.record")
 
 KEY = ["preset", "dataset", "run"]
-SETTINGS = [
-    "variant",
-    "backbone",
-    "loss",
-    "decay",
-    "weight_decay",
-    "init",
-    "alpha",
-    *registry.loss_params(),
-    "lr",
-    "seed",
-]
+SETTINGS = setting_columns()
 # NDCG@k overall and by popularity group, as evaluate.py names them
 METRICS = [
     f"{split}_ndcg{suffix}"

@@ -161,21 +161,11 @@ class RunSpec:
         return f"{self.backbone}_{loss}_{decay}_{init}_lr{fmt_num(self.lr)}_s{self.seed}{tail}"
 
     def as_dict(self) -> dict:
-        """Flat settings: one column per field and per loss grid parameter (None where unset)."""
-        out = {
-            "backbone": self.backbone,
-            "loss": self.loss,
-            "decay": self.decay,
-            "weight_decay": self.weight_decay,
-            "init": self.init,
-            "alpha": self.alpha,
-            "lr": self.lr,
-            "seed": self.seed,
-            "variant": self.variant,
-        }
+        """Flat settings: one column per field and per loss grid parameter (None where unset),
+        in the order of :func:`setting_columns`."""
         given = dict(self.params)
-        out.update({name: given.get(name) for name in registry.loss_params()})
-        return out
+        fields = {**vars(self), **{name: given.get(name) for name in registry.loss_params()}}
+        return {column: fields[column] for column in setting_columns()}
 
     @classmethod
     def parse(cls, run_id: str) -> RunSpec:
@@ -216,3 +206,20 @@ class RunSpec:
                 f"not a canonical run id: {run_id!r}; the canonical form is {spec.run_id!r}"
             )
         return spec
+
+
+def setting_columns() -> list[str]:
+    """The columns a run's settings occupy in every results table (``RunSpec.as_dict``'s keys):
+    the one list that selection, tables and the record read."""
+    return [
+        "variant",
+        "backbone",
+        "loss",
+        "decay",
+        "weight_decay",
+        "init",
+        "alpha",
+        *registry.loss_params(),
+        "lr",
+        "seed",
+    ]

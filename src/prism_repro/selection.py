@@ -13,25 +13,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from prism_repro import registry
 from prism_repro.grid import spec_from_settings, tunable_axes
 from prism_repro.io import write_parquet
+from prism_repro.runspec import setting_columns
 
 log = logging.getLogger("prism_repro.selection")
 TUNABLE = tunable_axes()
 # a run's settings: everything but the seed (loss grid parameters from the registry)
-SETTING_COLUMNS = (
-    "dataset",
-    "variant",
-    "backbone",
-    "loss",
-    "decay",
-    "weight_decay",
-    "init",
-    "alpha",
-    *registry.loss_params(),
-    "lr",
-)
+SETTING_COLUMNS = ("dataset", *(c for c in setting_columns() if c != "seed"))
 
 
 def group_columns(tune: list[str]) -> list[str]:

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from prism_repro import registry
 from prism_repro.claims import claims_table
 from prism_repro.io import write_text
+from prism_repro.runspec import setting_columns
 from prism_repro.table1 import table1
 
 __all__ = ["runs_table", "table1", "table1_display", "claims_table", "TABLES"]
@@ -24,16 +24,7 @@ RUN_COLUMNS = [
     "experiment",
     "dataset",
     "run",
-    "variant",
-    "backbone",
-    "loss",
-    "decay",
-    "weight_decay",
-    "init",
-    "alpha",
-    *registry.loss_params(),
-    "lr",
-    "seed",
+    *setting_columns(),
     "best_epoch",
     "epochs_run",
     "stop_reason",
