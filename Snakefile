@@ -16,11 +16,14 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/packs.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/theory.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/tables.smk"
+include: "workflow/rules/record.smk"
 
 
 rule all:
@@ -28,6 +31,7 @@ rule all:
     input:
         figure_targets(),
         table_targets(),
+        record_targets(),
 
 
 rule figures:
@@ -43,3 +47,9 @@ rule tables:
 rule runs:
     input:
         run_metrics_targets(),
+
+
+# every run merged into the preset's record (`record:` in the preset; workflow/rules/record.smk)
+rule record:
+    input:
+        record_targets(),

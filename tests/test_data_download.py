@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from prism_repro import cli
-from prism_repro.cli import UserError
 from prism_repro.config import resolve_config
 from prism_repro.data.download import Checksum, dataset_files, fetch, file_checksum, mirror_location
+from prism_repro.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
 BASE = "https://example.invalid/LightGCN-PyTorch/master/data/toyset"
@@ -323,7 +323,8 @@ def test_config_pins_the_files_preprocessing_needs():
         for checksum in pinned.values():
             Checksum.parse(checksum)
     assert datasets["MovieLens1M"]["url"] == "https://files.grouplens.org/datasets/movielens"
-    assert datasets["MovieLens1M"]["min_rating"] == 3
+    assert config["variants"]["paper"]["movielens_min_rating"] == 3  # Table 2: ratings >= 3
+    assert config["variants"]["released"]["movielens_min_rating"] == 1
     lightgcn = "https://raw.githubusercontent.com/gusye1234/LightGCN-PyTorch/master/data/"
     assert datasets["AmazonBook"]["url"] == lightgcn + "amazon-book"
     # sha256 wherever one is published

@@ -13,9 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from prism_repro import cli
-from prism_repro.cli import UserError
 from prism_repro.data.interactions import read_interactions
 from prism_repro.data.preprocess import ML1M_MEMBER, parse_lightgcn, preprocess
+from prism_repro.errors import UserError
 
 # user 10 appears in both files; (10, 7) is in both (a duplicate); user 3 has no items in test
 TRAIN = "10 7 5 9\n3 5\n\n42 9 100\n"

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 from prism_repro import cli
-from prism_repro.cli import UserError
 from prism_repro.data.interactions import finalize_interactions, write_interactions
 from prism_repro.data.stats import dataset_stats, published_table2, table2, to_markdown
+from prism_repro.errors import UserError
 
 
 def interactions(path: Path, pairs: list[tuple[int, int]]) -> Path:

@@ -1,8 +1,10 @@
 """The training engine: determinism, kill-and-resume, divergence, every method learns."""
 
+import logging
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -34,7 +36,7 @@ def fit(data, run, cfg=CFG, work_dir=None, stop_after=None):
     return trainer, state
 
 
-def test_same_seed_gives_identical_results(data):
+def test_same_seed_gives_identical_results(data, default_threads):
     _, a = fit(data, "mf_directau-g1_full1e-06_xavier_lr0.01_s5")
     _, b = fit(data, "mf_directau-g1_full1e-06_xavier_lr0.01_s5")
     assert [r["val_ndcg"] for r in a.rows] == [r["val_ndcg"] for r in b.rows]
@@ -51,17 +53,37 @@ def test_same_seed_gives_identical_results(data):
         "lightgcn_ssm_batched1e-06_xavier_lr0.01_s5",
     ],
 )
-def test_killed_and_resumed_run_equals_uninterrupted(data, tmp_path, run):
+def test_killed_and_resumed_run_equals_uninterrupted(
+    data, tmp_path, run, monkeypatch, caplog, default_threads
+):
     _, whole = fit(data, run)
-    first, _ = fit(
-        data, run, work_dir=tmp_path, stop_after=4
-    )  # "killed" after the epoch-4 checkpoint
+    fit(data, run, work_dir=tmp_path, stop_after=4)  # "killed" after the epoch-4 checkpoint
     assert (tmp_path / "checkpoint.pt").exists()
-    del first
-    resumed, state = fit(data, run, work_dir=tmp_path)
+    # training is deterministic, so a restart from scratch would give the same rows: count the
+    # epochs the second process trains, which a resume from epoch 4 of 6 keeps to two
+    trained = []
+    train_epoch = Trainer.train_epoch
+
+    def counted(self):
+        trained.append(self.state.epoch + 1)
+        return train_epoch(self)
+
+    monkeypatch.setattr(Trainer, "train_epoch", counted)
+    with caplog.at_level(logging.INFO, logger="prism_repro.train"):
+        _, state = fit(data, run, work_dir=tmp_path)
+    assert trained == [5, 6]
+    assert f"resumed from {tmp_path / 'checkpoint.pt'} at epoch 4" in caplog.messages
     assert [r["val_ndcg"] for r in state.rows] == [r["val_ndcg"] for r in whole.rows]
     assert [r["loss"] for r in state.rows] == [r["loss"] for r in whole.rows]
     assert state.best_epoch == whole.best_epoch
+    for key, value in whole.best_state.items():
+        assert torch.equal(state.best_state[key], value), key
+
+
+def test_a_checkpoint_of_another_run_is_refused(data, tmp_path):
+    fit(data, "mf_bpr_full1e-06_xavier_lr0.01_s5", work_dir=tmp_path, stop_after=2)
+    with pytest.raises(RuntimeError, match="belongs to run mf_bpr_full1e-06_xavier_lr0.01_s5"):
+        fit(data, "mf_bpr_full1e-06_xavier_lr0.01_s6", work_dir=tmp_path)
 
 
 def test_loss_that_turns_nan_is_reported_as_diverged(data, monkeypatch):
@@ -83,15 +105,31 @@ def test_loss_that_turns_nan_is_reported_as_diverged(data, monkeypatch):
 
 def test_early_stopping_keeps_the_best_epoch(data):
     cfg = EngineConfig(dim=16, max_epochs=200, patience=3, batch_size=512, device="cpu")
-    trainer, state = fit(data, "mf_bpr_none_xavier_lr0.05_s2", cfg)
+    trainer, state = fit(data, "mf_bpr_none_xavier_lr0.1_s2", cfg)
     assert state.stop_reason == "early_stopping"
     assert state.epoch == state.best_epoch + 3
     assert state.best_ndcg == max(r["val_ndcg"] for r in state.rows)
 
 
-@pytest.mark.parametrize("backbone", ["mf", "nlmf", "lightgcn"])
-@pytest.mark.parametrize("loss", ["bpr", "ssm", "directau-g1", "mawu"])
-@pytest.mark.parametrize("decay", ["full1e-06", "batched1e-06", "none"])
+BACKBONES = ["mf", "nlmf", "lightgcn"]
+LOSS_IDS = ["bpr", "ssm", "directau-g1", "mawu"]
+DECAYS = ["full1e-06", "batched1e-06", "none"]
+# every backbone x loss, with the decay mode rotating so that every (backbone, decay) and every
+# (loss, decay) pair occurs too: 12 runs cover all pairs of the 36-run product
+PAIRWISE = [
+    (backbone, loss, DECAYS[(b + n) % len(DECAYS)])
+    for b, backbone in enumerate(BACKBONES)
+    for n, loss in enumerate(LOSS_IDS)
+]
+
+
+def test_the_pairwise_grid_covers_every_pair():
+    for i, j in ((0, 1), (0, 2), (1, 2)):
+        axes = (BACKBONES, LOSS_IDS, DECAYS)
+        assert {(c[i], c[j]) for c in PAIRWISE} == {(a, b) for a in axes[i] for b in axes[j]}
+
+
+@pytest.mark.parametrize("backbone, loss, decay", PAIRWISE)
 def test_every_backbone_loss_and_decay_beats_random_ranking(
     data, random_baseline, backbone, loss, decay
 ):
@@ -112,6 +150,51 @@ def test_every_backbone_loss_and_decay_beats_random_ranking(
     mean, std = random_baseline
     # better than random by more than three standard deviations of random rankings' NDCG
     assert metrics["test_ndcg"] > mean + 3 * std, (run, metrics["test_ndcg"], mean, std)
+
+
+@pytest.mark.parametrize(
+    "run, variant",
+    [
+        ("mf_resn-w0.0001_full1e-06_xavier_lr0.01_s7", {}),
+        ("mf_resn-w0.0001_full1e-06_xavier_lr0.01_s7", {"resn_form": "official"}),
+        ("mf_auresn-g1-w0.0001_none_xavier_lr0.01_s7", {}),
+        ("mf_ipl-w0.1_full1e-06_xavier_lr0.01_s7", {}),
+        ("mf_ipl-w0.1_full1e-06_xavier_lr0.01_s7", {"ipl_form": "epoch"}),
+        ("mf_macr_full1e-06_xavier_lr0.01_s7", {}),
+        ("mf_macr_full1e-06_xavier_lr0.01_s7", {"macr_c": "fixed"}),
+        ("lightgcn_macr_none_xavier_lr0.01_s7", {}),
+    ],
+)
+def test_every_debiasing_baseline_beats_random_ranking(data, random_baseline, run, variant):
+    cfg = EngineConfig(dim=16, max_epochs=8, patience=100, batch_size=512, device="cpu", **variant)
+    trainer, state = fit(data, run, cfg)
+    trainer.model.load_state_dict(
+        {k.removeprefix("model."): v for k, v in state.best_state.items() if k.startswith("model.")}
+    )
+    metrics, _, _ = evaluate_model(trainer.model, data, k=20, device=torch.device("cpu"))
+    mean, std = random_baseline
+    assert metrics["test_ndcg"] > mean + 3 * std, (run, variant, metrics["test_ndcg"], mean, std)
+    if "macr" in run:  # validation chose c, and the model keeps it (in its state)
+        grid = [o["c"] for o in trainer.model.inference_options()]
+        assert float(state.best_state["model.c"]) in grid
+        assert len(grid) == (1 if variant else 13)
+
+
+def test_a_saved_macr_model_reloads_with_its_c(data, tmp_path):
+    from prism_repro.evaluate import load_model
+
+    cfg = EngineConfig(dim=16, max_epochs=2, patience=100, batch_size=512, device="cpu")
+    trainer, state = fit(data, "mf_macr_none_xavier_lr0.01_s3", cfg)
+    summary = {"run": trainer.spec.run_id, "engine": {**cfg.__dict__}}
+    torch.save({"state": state.best_state, "summary": summary}, tmp_path / "model.pt")
+    model, _ = load_model(tmp_path / "model.pt", data, torch.device("cpu"))
+    trainer.model.load_state_dict(
+        {k.removeprefix("model."): v for k, v in state.best_state.items() if k.startswith("model.")}
+    )
+    with torch.no_grad():
+        for a, b in zip(model.ranking_outputs(), trainer.model.ranking_outputs()):
+            torch.testing.assert_close(a, b)
+    assert float(model.c) == float(state.best_state["model.c"])
 
 
 @pytest.fixture(scope="module")
@@ -159,7 +242,7 @@ def test_direct_gather_equals_encoding_distinct_ids(data, run, sampling):
         dim=16,
         batch_size=64,
         device="cpu",
-        negative_sampling=sampling,
+        negative_pool=sampling,
         uniformity_rows="interactions",
     )
     results = []
@@ -193,3 +276,33 @@ def test_direct_gather_equals_encoding_distinct_ids(data, run, sampling):
 )
 def test_dedup_only_where_distinct_rows_are_needed(data, run, distinct):
     assert Trainer(RunSpec.parse(run), data, CFG, "Synthetic").encode_distinct is distinct
+
+
+def test_the_evaluated_model_is_the_best_epochs_not_the_last(data, tmp_path):
+    """The train command stops early and evaluates the state of its best validation epoch."""
+    from prism_repro.cli import main
+    from prism_repro.data.interactions import finalize_interactions, write_interactions
+
+    pairs = np.concatenate([data.train, data.val, data.test])
+    frame, meta = finalize_interactions(pairs[:, 0], pairs[:, 1])
+    write_interactions(frame, meta, tmp_path / "interactions.parquet")
+    files = {name: tmp_path / f"{name}.parquet" for name in ("split", "degrees", "metrics")}
+    assert main(["split", "--in", str(tmp_path / "interactions.parquet"), "--out",
+                 str(files["split"]), "--seed", "1"]) == 0  # fmt: skip
+    assert main(["degrees", "--in", str(files["split"]), "--out", str(files["degrees"])]) == 0
+    run = "mf_bpr_none_xavier_lr0.1_s2"
+    args = ["train", "--run", run, "--dataset", "Synthetic", "--split", str(files["split"])]
+    args += ["--degrees", str(files["degrees"]), "--out-model", str(tmp_path / "model.pt")]
+    args += ["--out-epochs", str(tmp_path / "epochs.parquet"), "--out-metrics"]
+    args += [str(files["metrics"]), "--out-norms", str(tmp_path / "norms.parquet")]
+    args += ["--dim", "16", "--max-epochs", "200", "--patience", "3", "--device", "cpu"]
+    assert main(args) == 0
+    metrics = pd.read_parquet(files["metrics"]).iloc[0]
+    epochs = pd.read_parquet(tmp_path / "epochs.parquet").set_index("epoch")["val_ndcg"]
+    assert metrics["stop_reason"] == "early_stopping"
+    assert metrics["epochs_run"] == metrics["best_epoch"] + 3 == epochs.index.max()
+    best, last = epochs[metrics["best_epoch"]], epochs.iloc[-1]
+    assert best == epochs.max() == metrics["best_val_ndcg"] and last < best - 1e-4
+    # the evaluated model scores the best epoch's validation NDCG, not the last epoch's
+    assert metrics["val_ndcg"] == pytest.approx(best, rel=1e-6)
+    assert not (tmp_path / "work").exists()  # the checkpoint is gone once the run is done

@@ -154,6 +154,13 @@ def _random_batch(gen, dtype=torch.float32, B=5, k=3, d=4):
         items_unif=r(6, d),
         user_margin=torch.rand(B, generator=gen, dtype=dtype),
         item_margin=torch.rand(B, generator=gen, dtype=dtype),
+        user_logit=r(B),
+        pos_logit=r(B),
+        neg_logit=r(B, k),
+        users_unique=r(4, d),
+        items_unique=r(6, d),
+        pos_items=torch.randint(6, (B,), generator=gen),
+        item_degree=torch.randint(1, 9, (6,), generator=gen).to(dtype),
     )
 
 
@@ -170,6 +177,13 @@ def _rescaled(batch, gen):
         items_unif=scale(batch.items_unif),
         user_margin=batch.user_margin,
         item_margin=batch.item_margin,
+        user_logit=batch.user_logit,
+        pos_logit=batch.pos_logit,
+        neg_logit=batch.neg_logit,
+        users_unique=scale(batch.users_unique),
+        items_unique=scale(batch.items_unique),
+        pos_items=batch.pos_items,
+        item_degree=batch.item_degree,
     )
 
 
@@ -196,11 +210,25 @@ def test_angle_flags_are_the_papers_split():
 def test_gradcheck(name):
     gen = torch.Generator().manual_seed(3)
     b = _random_batch(gen, torch.float64, B=3, k=2, d=3)
-    fields = ["user", "pos", "neg", "users_unif", "items_unif", "user_margin", "item_margin"]
+    fields = [
+        "user",
+        "pos",
+        "neg",
+        "users_unif",
+        "items_unif",
+        "user_margin",
+        "item_margin",
+        "user_logit",
+        "pos_logit",
+        "neg_logit",
+        "users_unique",
+        "items_unique",
+    ]
     inputs = tuple(getattr(b, f).clone().requires_grad_(True) for f in fields)
+    ids = {"pos_items": b.pos_items, "item_degree": b.item_degree}  # not differentiated
 
     def fn(*xs):
-        return compute_loss(name, LossBatch(**dict(zip(fields, xs))))
+        return compute_loss(name, LossBatch(**dict(zip(fields, xs)), **ids))
 
     assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-5)
 

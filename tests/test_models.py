@@ -5,13 +5,13 @@ import torch
 from torch import nn
 
 from prism_repro.models import (
-    MODELS,
     LightGCN,
     NonLinearMF,
     _Propagation,
     build_encoder,
     normalized_bipartite_adjacency,
 )
+from prism_repro.registry import BACKBONES, resolve
 
 NU, NI, D = 5, 7, 4
 # user 4 and item 6 have no edges; (0, 1) appears twice and must count once
@@ -45,10 +45,10 @@ def dense_lightgcn(user_emb, item_emb, edges, num_layers=3):
 
 
 def test_registry_and_builder():
-    assert set(MODELS) == {"mf", "nlmf", "lightgcn"}
-    for name in MODELS:
+    assert set(BACKBONES) == {"mf", "nlmf", "lightgcn"}
+    for name in BACKBONES:
         enc = _build(name)
-        assert isinstance(enc, MODELS[name])
+        assert isinstance(enc, resolve(BACKBONES[name].builder))
         assert isinstance(enc.user_emb, nn.Embedding) and enc.user_emb.weight.shape == (NU, D)
         assert isinstance(enc.item_emb, nn.Embedding) and enc.item_emb.weight.shape == (NI, D)
     with pytest.raises(ValueError, match="unknown model"):
@@ -57,7 +57,7 @@ def test_registry_and_builder():
         build_encoder("lightgcn", NU, NI, D)
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("name", sorted(BACKBONES))
 def test_encode_matches_forward_rows(name):
     enc = _build(name)
     users, items = torch.tensor([3, 0, 3]), torch.tensor([6, 2, 1])
@@ -68,7 +68,7 @@ def test_encode_matches_forward_rows(name):
     torch.testing.assert_close(i, i_all[items])
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("name", sorted(BACKBONES))
 def test_seeded_builds_are_identical_and_leave_global_rng_alone(name):
     state = torch.get_rng_state()
     a, b = _build(name), _build(name)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import REPO, snakemake
+from conftest import REPO, copy_workflow, snakemake
 
 SLURM_PROFILE = REPO / "profiles" / "slurm"
 WORKFLOW_PROFILE = yaml.safe_load((REPO / "profiles" / "default" / "config.yaml").read_text())
@@ -64,19 +64,28 @@ def test_cluster_profile_leaves_account_and_partition_to_the_user_and_packs_runs
     assert CLUSTER_PROFILE["set-resource-scopes"]["gpu"] == "local"
 
 
-@pytest.mark.slow
-def test_cluster_dry_run_packs_training_runs(workflow_copy):
-    size = 3
-    dry = snakemake(
-        workflow_copy,
+PACK_SIZE = 3
+
+
+@pytest.fixture(scope="module")
+def cluster_dry_run(tmp_path_factory):
+    """One dry run of the tiny preset through the SLURM profile, runs packed by three."""
+    root = copy_workflow(tmp_path_factory.mktemp("slurm"))
+    return snakemake(
+        root,
         "-n",
         "--profile",
-        "profiles/slurm",
+        str(root / "profiles" / "slurm"),
         "--group-components",
-        f"runs={size}",
+        f"runs={PACK_SIZE}",
         "--config",
         "preset=tiny",
     )
+
+
+@pytest.mark.slow
+def test_cluster_dry_run_packs_training_runs(cluster_dry_run):
+    size, dry = PACK_SIZE, cluster_dry_run
     sizes, group = {}, None
     for line in dry.stdout.splitlines():
         if m := re.match(r"\[.*\] Group job (\S+) ", line):
@@ -93,19 +102,18 @@ def test_cluster_dry_run_packs_training_runs(workflow_copy):
 
 
 @pytest.mark.slow
-def test_profiles_name_real_rules_and_options(workflow_copy):
-    rules = set(snakemake(workflow_copy, "--list-rules", "--config", "preset=tiny").stdout.split())
+def test_profiles_name_real_rules_and_options(cluster_dry_run):
+    rules = {
+        m[1]
+        for smk in [REPO / "Snakefile", *(REPO / "workflow" / "rules").glob("*.smk")]
+        for m in re.finditer(r"^(?:rule|checkpoint) (\w+):", smk.read_text(), re.M)
+    }
+    assert {"train", "select", "figure", "all"} <= rules
     named = set(WORKFLOW_PROFILE["set-resources"]) | set(CLUSTER_PROFILE["groups"])
     assert named <= rules, f"profiles name unknown rules: {named - rules}"
-    # every key of both profiles is an option this Snakemake and the SLURM plugin accept
-    dry = snakemake(
-        workflow_copy,
-        "-n",
-        "--profile",
-        str(workflow_copy / "profiles" / "slurm"),
-        "--config",
-        "preset=tiny",
-    )
+    # every key of both profiles is an option this Snakemake and the SLURM plugin accept: the
+    # dry run through them succeeded (snakemake() raises otherwise) and read both
+    dry = cluster_dry_run
     assert "Using profile" in dry.stderr and "profiles/default" in dry.stderr
 
 

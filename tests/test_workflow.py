@@ -3,12 +3,25 @@
 import re
 import time
 
+import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
-from conftest import snakemake
+from conftest import REPO, SINGLE_TARGET, snakemake
+from prism_repro import artifacts
+from prism_repro.config import resolve_config
 
 pytestmark = pytest.mark.slow
+
+
+def resolved(preset: str) -> dict:
+    raw = yaml.safe_load((REPO / "config.yaml").read_text())
+    return resolve_config(raw, REPO / "workflow/schemas/config.schema.yaml", {"preset": preset})
+
+
+def tiny_config() -> dict:
+    return resolved("tiny")
 
 
 def job_counts(dry_run_stdout: str) -> dict[str, int]:
@@ -24,13 +37,15 @@ def job_counts(dry_run_stdout: str) -> dict[str, int]:
 
 def test_tiny_preset_builds_every_artifact(tiny_run):
     out = tiny_run / "results" / "tiny"
-    for path in [
-        "figures/fig1.png",
-        "figures/fig1.pdf",
-        "tables/runs.csv",
-        "tables/runs.md",
-        "metrics/fig1.parquet",
-    ]:
+    experiments = tiny_config()["experiments"]
+    figures = artifacts.available(artifacts.FIGURE_EXPERIMENTS, experiments)
+    tables = artifacts.available(artifacts.TABLE_EXPERIMENTS, experiments)
+    assert len(figures) == 11 and set(tables) == {"table1", "table2", "runs", "claims"}
+    for path in (
+        [f"figures/{f}.{ext}" for f in figures for ext in ("png", "pdf")]
+        + [f"tables/{t}.{ext}" for t in tables for ext in ("csv", "md", "tex")]
+        + ["theory/powerlaw.parquet", "metrics/fig1.parquet"]
+    ):
         assert (out / path).stat().st_size > 0, path
     metrics = pd.read_parquet(out / "metrics" / "fig1.parquet")
     assert (
@@ -54,6 +69,35 @@ def test_tiny_preset_builds_every_artifact(tiny_run):
         assert col in metrics
 
 
+def test_tiny_table1_and_claims_are_the_packages_tables_of_its_runs(tiny_run):
+    from prism_repro.claims import claims_table
+    from prism_repro.table1 import table1
+
+    out = tiny_run / "results" / "tiny"
+    runs = {
+        e: pd.read_parquet(out / "metrics" / f"{e}.parquet") for e in tiny_config()["experiments"]
+    }
+    # Table 1: both methods and a % diff for each of the 2 backbones x 3 losses on Synthetic
+    written = pd.read_csv(out / "tables" / "table1.csv")
+    assert written["method"].value_counts().to_dict() == {"tuned_wd": 6, "prism": 6, "pct_diff": 6}
+    wd = runs["table1_wd"]
+    assert (wd["seed"].value_counts() == 6).all() and wd["seed"].nunique() == 2  # every seed
+    expected = table1(pd.concat([wd, runs["table1_prism"]], ignore_index=True))
+    pd.testing.assert_frame_equal(
+        written[expected.columns], expected, check_dtype=False, check_exact=False, rtol=1e-9
+    )
+    # the claims table: every claim of an experiment the preset runs has a verdict
+    claims = pd.read_csv(out / "tables" / "claims.csv")
+    norms = pd.concat(
+        [pd.read_parquet(out / "metrics" / f"{e}_norms.parquet") for e in runs], ignore_index=True
+    )
+    recomputed = claims_table(pd.concat(runs.values(), ignore_index=True), norms)
+    assert claims["claim"].tolist() == recomputed["claim"].tolist()
+    assert claims["verdict"].tolist() == recomputed["verdict"].tolist()
+    assert set(claims["verdict"]) <= {"reproduced", "not reproduced"}  # none "not run"
+    np.testing.assert_allclose(claims["ours"], recomputed["ours"], rtol=1e-9)
+
+
 def test_second_run_does_nothing_and_plot_option_reruns_only_the_plot(tiny_run):
     again = snakemake(tiny_run, "-n", "--config", "preset=tiny")
     assert "Nothing to be done" in again.stdout + again.stderr
@@ -61,21 +105,20 @@ def test_second_run_does_nothing_and_plot_option_reruns_only_the_plot(tiny_run):
     assert set(job_counts(restyled.stdout)) == {"figure", "all"}  # every figure, nothing else
 
 
-def test_one_runs_metrics_path_builds_only_its_chain(workflow_copy):
-    target = "results/tiny/runs/Synthetic/mf_bpr_full0.0001_xavier_lr0.01_s123/metrics.parquet"
-    dry = snakemake(workflow_copy, "-n", "--cores", "1", "--config", "preset=tiny", "--", target)
-    assert job_counts(dry.stdout) == {
+def test_one_runs_metrics_path_builds_only_its_chain(tiny_build):
+    # tiny_build built SINGLE_TARGET alone from a fresh copy before building everything
+    assert job_counts(tiny_build.single_target_dry_run) == {
         "synthetic_dataset": 1,
         "preprocess": 1,
         "split": 1,
         "degrees": 1,
         "train": 1,
     }
-    snakemake(workflow_copy, "--cores", "1", "--config", "preset=tiny", "--", target)
-    assert (workflow_copy / target).exists()
-    assert not (
-        workflow_copy / "results/tiny/runs/Synthetic/mf_bpr_none_xavier_lr0.01_s123"
-    ).exists()
+    built = tiny_build.after_single_target
+    assert SINGLE_TARGET in built
+    runs = {p.split("/")[4] for p in built if p.startswith("results/tiny/runs/")}
+    assert runs == {SINGLE_TARGET.split("/")[4]}
+    assert not any(p.startswith(("results/tiny/metrics/", "results/tiny/figures/")) for p in built)
 
 
 def test_misspelled_config_key_fails_in_one_line_before_any_job(workflow_copy):
@@ -88,12 +131,12 @@ def test_misspelled_config_key_fails_in_one_line_before_any_job(workflow_copy):
     assert not (workflow_copy / "results").exists()
 
 
-@pytest.mark.parametrize(
-    "override,needle", [("preset=nope", "'preset'"), ("evaluate={k: 0}", "evaluate.k")]
-)
-def test_bad_config_values_name_the_key(workflow_copy, override, needle):
-    proc = snakemake(workflow_copy, "-n", "--config", override, check=False)
-    assert proc.returncode != 0 and needle in proc.stderr
+def test_a_bad_command_line_value_names_the_key(workflow_copy):
+    # the other config errors are checked in process (test_config_errors.py)
+    proc = snakemake(workflow_copy, "-n", "--config", "preset=nope", check=False)
+    assert proc.returncode != 0
+    errors = [line for line in proc.stderr.splitlines() if "'preset'" in line]
+    assert len(errors) == 1 and "allowed values" in errors[0] and "tiny" in errors[0]
 
 
 def test_paper_preset_dry_run_builds_the_full_dag(workflow_copy):
@@ -103,10 +146,21 @@ def test_paper_preset_dry_run_builds_the_full_dag(workflow_copy):
     print(
         f"paper preset dry run: {sum(counts.values())} jobs before selection in {time.perf_counter() - t0:.1f} s"
     )
-    # every tuning candidate of the paper grid, e.g. Table 1 alone: 4 datasets x 2 backbones x
-    # (SSM 12 + DirectAU 36 + MAWU 12 candidates) with weight decay, + 4 x 2 x (3 + 9 + 3) PRISM
-    assert counts["train"] > 4 * 2 * (12 + 36 + 12) and counts.get("all") == 1
-    assert counts["select"] >= 8
+    # every tuning candidate of the paper grid, each once (its size is pinned by hand in
+    # test_paper_preset.py), and one selection per tuned experiment
+    from prism_repro.grid import all_candidate_runs
+
+    paper = resolved("paper")
+    assert counts["train"] == len(all_candidate_runs(paper)) and counts.get("all") == 1
+    assert counts["select"] == sum(bool(e["tune"]) for e in paper["experiments"].values())
+
+
+def test_paper_preset_dag_has_figure_9_and_its_baselines(workflow_copy):
+    proc = snakemake(workflow_copy, "-n", "results/paper/figures/fig9.png")
+    counts = job_counts(proc.stdout)
+    assert counts["figure"] == 1 and counts["select"] == 2  # fig9 and fig4
+    for loss in ("_resn-w", "_ipl-w", "_macr_"):  # every baseline has tuning candidates
+        assert loss in proc.stdout, loss
 
 
 def test_unknown_dataset_in_an_experiment_is_a_config_error(workflow_copy):
@@ -132,6 +186,29 @@ def test_one_figure_schedules_only_what_it_needs(workflow_copy):
     assert "select" not in counts and "table" not in counts
 
 
+def test_figure_7_schedules_the_simulation_only(workflow_copy):
+    dry = snakemake(
+        workflow_copy,
+        "-n",
+        "--cores",
+        "1",
+        "results/tiny/figures/fig7.png",
+        "--config",
+        "preset=tiny",
+    )
+    assert job_counts(dry.stdout) == {"simulate": 1, "figure": 1}
+    # the paper preset simulates the power-law graph and Gowalla's train split
+    paper = snakemake(workflow_copy, "-n", "--cores", "1", "results/paper/tables/claims.csv")
+    assert job_counts(paper.stdout)["simulate"] == 2
+
+
+def test_unknown_dataset_in_theory_is_a_config_error(workflow_copy):
+    proc = snakemake(
+        workflow_copy, "-n", "--config", "preset=tiny", "theory={datasets: [Gowala]}", check=False
+    )
+    assert proc.returncode != 0 and "theory.datasets" in proc.stderr and "Gowala" in proc.stderr
+
+
 def test_deleting_one_runs_results_reruns_only_it_and_the_aggregation(tiny_run):
     selection = pd.read_parquet(tiny_run / "results/tiny/metrics/table1_prism_selection.parquet")
     later_seed = selection[selection["seed"] != selection["seed"].min()].iloc[0]
@@ -150,3 +227,38 @@ def test_deleting_one_runs_results_reruns_only_it_and_the_aggregation(tiny_run):
         "preset=tiny",
     )
     assert job_counts(dry.stdout) == {"train": 1, "aggregate": 1, "table": 1}
+
+
+def dry_run_runs(stdout: str, rule: str = "train") -> set[str]:
+    """Run ids of the ``rule`` jobs a dry run lists."""
+    runs = set()
+    for block in stdout.split("\nrule ")[1:] + stdout.split("\nlocalrule ")[1:]:
+        if block.startswith(f"{rule}:"):
+            m = re.search(r"run=([^,\s]+)", block)
+            if m:
+                runs.add(m[1])
+    return runs
+
+
+def test_changing_a_variant_key_reruns_only_that_variants_runs(tiny_run):
+    built = {p.name for p in (tiny_run / "results/tiny/runs/Synthetic").iterdir()}
+    released = {r for r in built if r.endswith("_vreleased")}
+    assert released and released != built  # the tiny preset trains fig10 under both variants
+    dry = snakemake(
+        tiny_run, "-n", "--config", "preset=tiny", "variants={released: {ssm_negatives: 10}}"
+    )
+    assert dry_run_runs(dry.stdout) == released
+    # a key of the default variant that released overrides anyway changes nothing it trains
+    dry = snakemake(
+        tiny_run, "-n", "--config", "preset=tiny", "variants={released: {nlmf_relu: false}}"
+    )
+    assert "Nothing to be done" in dry.stdout + dry.stderr
+
+
+def test_nested_command_line_overrides_are_typed_and_range_checked(tiny_run):
+    built = {p.name for p in (tiny_run / "results/tiny/runs/Synthetic").iterdir()}
+    dry = snakemake(tiny_run, "-n", "--config", "preset=tiny", "train={max_epochs: 30}")
+    assert dry_run_runs(dry.stdout) == built  # 30 (an integer) reaches every run's engine flags
+    bad = snakemake(tiny_run, "-n", "--config", "preset=tiny", "train={dim: -4}", check=False)
+    assert bad.returncode != 0
+    assert "train.dim" in bad.stderr and "out of range" in bad.stderr and "minimum 1" in bad.stderr

@@ -405,7 +405,7 @@ def run(
 ) -> float | None:
     """Print every workload, its breakdown, evaluation times and the ratios; return the smallest
     speedup over the reference loop (None: no reference run)."""
-    print(f"negative_sampling={EngineConfig().negative_sampling} load_avg={load_average()}")
+    print(f"negative_pool={EngineConfig().negative_pool} load_avg={load_average()}")
     sys.stdout.flush()
     ours = engine_timings(data, dataset, epochs, max_batches, device)
     if reference_batches is not None and max_batches is not None:

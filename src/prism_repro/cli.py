@@ -12,6 +12,8 @@ import importlib
 import logging
 import sys
 
+from prism_repro.errors import UserError
+
 # command -> the module that registers it; only the invoked command's module is imported, so a
 # table or plot job does not pay for importing torch
 COMMANDS = {
@@ -27,11 +29,12 @@ COMMANDS = {
     "aggregate": "prism_repro.aggregate",
     "figure": "prism_repro.figures",
     "table": "prism_repro.tables",
+    "paper-vs-code": "prism_repro.variants",
+    "cost": "prism_repro.cost",
+    "record": "prism_repro.record",
+    "reproduction": "prism_repro.reproduction",
+    "simulate": "prism_repro.simulate",
 }
-
-
-class UserError(Exception):
-    """A problem with the user's input: printed as one line, exit status 1, no traceback."""
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:

@@ -1,8 +1,15 @@
 """Config resolution: presets, validation with one-line errors, schema defaults.
 
 ``config.yaml`` describes the paper's experiment; ``presets.<name>`` holds partial configs that are
-deep-merged over it (mappings merge key by key, lists and scalars replace). Values given on the
-command line (``--config key=value``) win over the preset.
+deep-merged over it (mappings merge key by key, lists and scalars replace). A preset's
+``all_experiments`` mapping is merged into every experiment first, then its ``experiments``
+override single experiments (or single keys of one); an experiment set to ``null`` is dropped.
+Values given on the command line (``--config key=value``) win over the preset; nested values
+(``'train={max_epochs: 30}'``, which Snakemake hands over as strings) are read as YAML scalars.
+
+The schema's allowed names (backbones, losses, decay modes, inits, tunable axes, each loss's grid
+parameters, variant keys, batch sizes) come from the registries (``prism_repro.registry``,
+``prism_repro.variants``) when the schema is loaded, so adding a loss never edits the schema.
 """
 
 from __future__ import annotations
@@ -14,29 +21,110 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from prism_repro import registry
+from prism_repro.errors import ConfigError
 
-class ConfigError(ValueError):
-    """A config problem, stated in one line that names the key."""
-
-
-# A preset that sets these replaces them whole: its experiments are the preset's, not an addition.
-REPLACED_BY_PRESETS = ("experiments",)
+__all__ = ["ConfigError", "deep_merge", "load_schema", "resolve_config", "apply_preset"]
 
 
-def deep_merge(base: Mapping, override: Mapping, replace: tuple[str, ...] = ()) -> dict:
+def deep_merge(base: Mapping, override: Mapping) -> dict:
     merged = copy.deepcopy(dict(base))
     for key, value in override.items():
-        if key in replace:
-            merged[key] = copy.deepcopy(value)
-        elif isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
             merged[key] = deep_merge(merged[key], value)
         else:
             merged[key] = copy.deepcopy(value)
     return merged
 
 
+def apply_preset(config: Mapping, preset: Mapping | None) -> dict:
+    """``config`` with a preset merged over it (see the module docstring)."""
+    preset = dict(preset or {})
+    shared = preset.pop("all_experiments", None) or {}
+    overrides = preset.pop("experiments", None) or {}
+    merged = deep_merge(config, preset)
+    experiments = {}
+    for name, exp in (merged.get("experiments") or {}).items():
+        experiments[name] = deep_merge(exp, shared) if isinstance(exp, Mapping) else exp
+    for name, exp in overrides.items():
+        if exp is None:
+            experiments.pop(name, None)
+        elif isinstance(experiments.get(name), Mapping):
+            experiments[name] = deep_merge(experiments[name], exp)
+        else:
+            experiments[name] = deep_merge(shared, exp)
+    merged["experiments"] = experiments
+    return merged
+
+
+def _from_registries(schema: dict) -> dict:
+    """Fill the schema's lists of names from the registries (one name, one place)."""
+    from prism_repro.grid import tunable_axes
+    from prism_repro.variants import VARIANT_KEYS
+
+    exp = schema["properties"]["experiments"]["additionalProperties"]["properties"]
+    for key, names in (
+        ("backbones", registry.BACKBONES),
+        ("losses", registry.LOSSES),
+        ("decay", registry.DECAY_MODES),
+        ("init", registry.INITS),
+        ("tune", tunable_axes()),
+    ):
+        exp[key]["items"] = {"enum": list(names)}
+    for name, param in registry.loss_params().items():
+        users = [e.label for e in registry.LOSSES.values() if param in e.params]
+        entry = {"$ref": "#/$defs/number_list", "description": f"{param.doc} ({', '.join(users)})"}
+        if param.default is not None:
+            entry["default"] = [param.default]
+        exp[name] = {**entry, **{k: v for k, v in exp.get(name, {}).items() if k == "description"}}
+    batch = schema["properties"]["train"]["properties"]["batch_size"]
+    batch["properties"] = {
+        name: {"type": "integer", "minimum": 1, "default": e.batch_size}
+        for name, e in registry.LOSSES.items()
+    }
+    batch["default"] = {name: e.batch_size for name, e in registry.LOSSES.items()}
+    variant = schema["$defs"]["variant"]
+    variant["properties"] = {
+        k.name: {
+            "enum": list(k.choices),
+            "description": f"{k.topic}: "
+            + "; ".join(f"{value} = {text}" for value, text in k.meaning.items()),
+        }
+        for k in VARIANT_KEYS.values()
+    }
+    return schema
+
+
 def load_schema(path: str | Path) -> dict:
-    return yaml.safe_load(Path(path).read_text())
+    return _from_registries(yaml.safe_load(Path(path).read_text()))
+
+
+def _scalar(text):
+    """A nested command-line value as YAML reads it ('30' -> 30, '1e-4' -> 0.0001, 'true')."""
+    if not isinstance(text, str):
+        return text
+    try:
+        return float(text) if _looks_float(text) else yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
+
+def _looks_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return not text.strip().lstrip("+-").isdigit()
+
+
+def coerce_cli(value, depth: int = 0):
+    """Snakemake parses ``--config key=value`` itself, but hands values nested in a mapping or a
+    list over as strings; read those as YAML scalars (numbers, booleans, null)."""
+    if isinstance(value, Mapping):
+        return {k: coerce_cli(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [coerce_cli(v, depth + 1) for v in value]
+    return _scalar(value) if depth > 0 else value
 
 
 def _key_path(path) -> str:
@@ -100,22 +188,21 @@ def resolve_config(
     presets = config.get("presets") or {}
     name = (cli_overrides or {}).get("preset", config.get("preset", "paper"))
     validate(config, schema)
-    for (
-        preset,
-        overrides,
-    ) in presets.items():  # a typo in any preset fails now, not on its first use
-        validate(
-            deep_merge(config, overrides or {}, REPLACED_BY_PRESETS),
-            schema,
-            where=f"preset '{preset}': ",
-        )
+    for preset, overrides in presets.items():  # a typo in any preset fails now, not on its use
+        where = f"preset '{preset}': "
+        merged = apply_preset(config, overrides)
+        validate(merged, schema, where=where)
+        try:
+            check_references(merged)
+        except ConfigError as err:
+            raise ConfigError(f"{where}{err}") from None
     if name != "paper" and name not in presets:
         allowed = ", ".join(["paper", *presets])
         raise ConfigError(
             f"config key 'preset' = {name!r} is not a preset; allowed values: {allowed}"
         )
-    resolved = deep_merge(config, presets.get(name) or {}, REPLACED_BY_PRESETS)
-    resolved = deep_merge(resolved, cli_overrides or {})
+    resolved = apply_preset(config, presets.get(name))
+    resolved = deep_merge(resolved, coerce_cli(dict(cli_overrides or {})))
     resolved["preset"] = name
     validate(resolved, schema)
     check_references(resolved)
@@ -123,8 +210,19 @@ def resolve_config(
 
 
 def check_references(config: Mapping) -> None:
-    """Names that must point at something: every experiment's datasets are defined."""
+    """Names that must point at something: every experiment's datasets and variants are
+    defined, and the default variant exists and sets every variant key."""
+    from prism_repro.runspec import DEFAULT_VARIANT
+    from prism_repro.variants import VARIANT_KEYS
+
     defined = config.get("datasets", {})
+    variants = config.get("variants") or {}
+    missing = [k for k in VARIANT_KEYS if k not in (variants.get(DEFAULT_VARIANT) or {})]
+    if missing:
+        raise ConfigError(
+            f"config key 'variants.{DEFAULT_VARIANT}' must set every variant key; missing: "
+            + ", ".join(missing)
+        )
     for name, exp in config.get("experiments", {}).items():
         for dataset in exp.get("datasets", []):
             if dataset not in defined:
@@ -132,3 +230,15 @@ def check_references(config: Mapping) -> None:
                     f"config key 'experiments.{name}.datasets': unknown dataset {dataset!r}; "
                     f"allowed values: {', '.join(defined)}"
                 )
+        for variant in exp.get("variants", []):
+            if variant not in variants:
+                raise ConfigError(
+                    f"config key 'experiments.{name}.variants': unknown variant {variant!r}; "
+                    f"allowed values: {', '.join(variants)}"
+                )
+    for dataset in config.get("theory", {}).get("datasets", []):
+        if dataset not in defined:
+            raise ConfigError(
+                f"config key 'theory.datasets': unknown dataset {dataset!r}; "
+                f"allowed values: {', '.join(defined)}"
+            )

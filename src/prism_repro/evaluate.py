@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -16,6 +17,7 @@ import torch
 
 from prism_repro.data.split import load_split
 from prism_repro.io import write_parquet
+from prism_repro.losses import wrap_for_loss
 from prism_repro.models import build_encoder
 from prism_repro.ranking import UserItemSets, evaluate_ranking
 from prism_repro.runspec import RunSpec
@@ -36,44 +38,60 @@ def load_model(path: Path, data, device) -> tuple[torch.nn.Module, dict]:
         train_edges=torch.from_numpy(data.train.T.copy()),
         relu=engine["nlmf_relu"],
     )
+    model = wrap_for_loss(spec.loss, model, settings=SimpleNamespace(**engine))
     model.load_state_dict(
         {k.removeprefix("model."): v for k, v in payload["state"].items() if k.startswith("model.")}
     )
     return model.to(device).eval(), summary
 
 
-def evaluate_model(model, data, k: int, device) -> tuple[dict, torch.Tensor, torch.Tensor]:
-    """Validation and test metrics, and the (user, item) outputs the test ranking used."""
+def evaluate_model(
+    model, data, k: int, device, test_graph: str = "train_val"
+) -> tuple[dict, torch.Tensor, torch.Tensor]:
+    """Validation and test metrics, and the (user, item) outputs of the test-time model.
+
+    Rankings use the model's ``ranking_outputs`` (its outputs, unless its score is not their dot
+    product, as MACR's); the returned outputs are ``model()``'s (the embedding norms).
+    ``test_graph`` (variant key lightgcn_test_graph): a graph encoder propagates over train +
+    validation edges for the test ranking (``train_val``, the released code) or train edges."""
     stratum = torch.from_numpy(data.item_stratum.astype(np.int64)).to(device)
     train_sets = UserItemSets(data.train, data.num_users, device)
     val_sets = UserItemSets(data.val, data.num_users, device)
     test_sets = UserItemSets(data.test, data.num_users, device)
     out = {}
     with torch.no_grad():
-        users, items = model()
+        users, items = model.ranking_outputs()
         for name, value in evaluate_ranking(
             users, items, val_sets, [train_sets], stratum, k
         ).items():
             out[f"val_{name}"] = value
-        if hasattr(model, "set_graph"):
+        if test_graph == "train_val":  # encoders without a graph ignore set_graph
             model.set_graph(torch.from_numpy(np.concatenate([data.train, data.val]).T.copy()))
-            users, items = model()
+            users, items = model.ranking_outputs()
         for name, value in evaluate_ranking(
             users, items, test_sets, [train_sets, val_sets], stratum, k
         ).items():
             out[f"test_{name}"] = value
+        users, items = model()
     return out, users, items
 
 
 def write_run_results(
-    model, summary: dict, data, k: int, device, out_metrics: Path, out_norms: Path
+    model,
+    summary: dict,
+    data,
+    k: int,
+    device,
+    out_metrics: Path,
+    out_norms: Path,
+    test_graph: str = "train_val",
 ) -> dict:
     """Evaluate a trained model and write the run's metrics row and its embedding norms."""
     if summary["diverged"] and summary["best_epoch"] == 0:
         metrics = {f"{s}_{m}": float("nan") for s in ("val", "test") for m in METRIC_NAMES}
         users = items = None
     else:
-        metrics, users, items = evaluate_model(model, data, k, device)
+        metrics, users, items = evaluate_model(model, data, k, device, test_graph)
     row = {key: value for key, value in summary.items() if key != "engine"}
     row.update({f"engine_{key}": value for key, value in summary["engine"].items()})
     row.update(metrics)

@@ -14,12 +14,23 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
-from matplotlib.colors import TwoSlopeNorm  # noqa: E402
+from matplotlib.colors import Normalize  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
-from scipy.stats import spearmanr  # noqa: E402
 
+from prism_repro import (
+    registry,  # noqa: E402
+    theory,  # noqa: E402
+)
 from prism_repro.io import atomic_path  # noqa: E402
-from prism_repro.runspec import fmt_num  # noqa: E402
+from prism_repro.picks import (  # noqa: E402
+    DEBIAS_METHODS,
+    PRISM_DIRECTAU,
+    debias_points,
+    first_seed,
+    pick_weight_decay,
+    spearman_rho,
+)
+from prism_repro.runspec import DEFAULT_VARIANT, fmt_num  # noqa: E402
 
 log = logging.getLogger("prism_repro.figures")
 STRATA_LABELS = {
@@ -28,17 +39,15 @@ STRATA_LABELS = {
     "ndcg_neutral": "neutral",
     "ndcg_unpopular": "unpopular",
 }
-LOSS_LABELS = {"bpr": "BPR", "ssm": "SSM", "directau": "DirectAU", "mawu": "MAWU"}
-BACKBONE_LABELS = {"mf": "MF", "nlmf": "non-linear MF", "lightgcn": "LightGCN"}
-LOSS_ORDER = ("bpr", "ssm", "directau", "mawu")
-BACKBONE_ORDER = ("mf", "nlmf", "lightgcn")
+LOSS_LABELS = {name: e.label for name, e in registry.LOSSES.items()}
+BACKBONE_LABELS = {name: e.label for name, e in registry.BACKBONES.items()}
+LOSS_ORDER = tuple(registry.LOSSES)
+BACKBONE_ORDER = tuple(registry.BACKBONES)
 DATASET_ORDER = ("MovieLens1M", "Gowalla", "Yelp2018", "AmazonBook")
 STRATA_NAMES = {0: "popular", 1: "neutral", 2: "unpopular"}  # norms' item stratum -> group
 STRATA_COLORS = {
     "overall": "0.15",
-    "popular": "#d55e00",
-    "neutral": "#009e73",
-    "unpopular": "#0072b2",
+    **{name: g.color for name, g in registry.POPULARITY_GROUPS.items()},
 }  # colour-blind safe
 
 
@@ -61,6 +70,7 @@ class FigureData:
     metrics: pd.DataFrame  # one row per run (only the final runs: selected settings x all seeds)
     epochs: pd.DataFrame  # one row per (run, epoch)
     norms: pd.DataFrame  # one row per (run, node, id); node in {"user","item"}
+    theory: pd.DataFrame | None = None  # simulate's rows (graph, scenario, batch fraction, bin)
 
 
 METRICS_COLUMNS = [
@@ -142,26 +152,6 @@ def _run_keys(a: pd.DataFrame, b: pd.DataFrame) -> list[str]:
     return [c for c in ("experiment", "dataset", "run") if c in a and c in b]
 
 
-def _first_seed(runs: pd.DataFrame, by: list[str]) -> pd.DataFrame:
-    """One run per setting: the one with the lowest seed."""
-    return runs.sort_values(["seed", "run"]).groupby(by, sort=False).head(1)
-
-
-def _pick_weight_decay(values, wanted: float, what: str) -> float | None:
-    """``wanted`` if one of the (non-zero) ``values``; else the nearest on a log scale, with a warning."""
-    values = sorted({float(v) for v in values if v > 0})
-    if not values:
-        return None
-    for v in values:
-        if np.isclose(v, wanted, rtol=1e-6, atol=0):
-            return v
-    near = min(values, key=lambda v: abs(np.log10(v) - np.log10(wanted)))
-    log.warning(
-        "%s: no runs at weight decay %s; showing %s instead", what, fmt_num(wanted), fmt_num(near)
-    )
-    return near
-
-
 def _strata_legend(fig: plt.Figure, title: str = "items", lines: bool = True) -> None:
     """One legend right of the panels: the NDCG lines' groups, or (``lines=False``) the scatter's."""
     groups = STRATA_LABELS.values() if lines else STRATA_NAMES.values()
@@ -194,16 +184,6 @@ def _strata_panel(ax: plt.Axes, frame: pd.DataFrame, x: str, order: list) -> Non
         ax.fill_between(
             xs, g["mean"] - sd, g["mean"] + sd, color=STRATA_COLORS[label], alpha=0.2, lw=0
         )
-
-
-def spearman_rho(degree, norm) -> float:
-    """Spearman rank correlation of magnitude and degree (NaN below two distinct values of either)."""
-    frame = pd.DataFrame(
-        {"degree": np.asarray(degree, float), "norm": np.asarray(norm, float)}
-    ).dropna()
-    if len(frame) < 2 or frame["degree"].nunique() < 2 or frame["norm"].nunique() < 2:
-        return float("nan")
-    return float(spearmanr(frame["degree"], frame["norm"]).statistic)
 
 
 def _magnitude_panel(ax: plt.Axes, items: pd.DataFrame, title: str) -> float:
@@ -272,15 +252,21 @@ def _ndcg_grid(
     k = _k(everything)
     order = sorted(everything[x].unique())
     datasets = _datasets(everything) or [""]
-    pairs = everything[["backbone", "loss"]].drop_duplicates().itertuples(index=False)
+    if "variant" not in everything:
+        everything = everything.assign(variant=DEFAULT_VARIANT)
+        metrics = metrics.assign(variant=DEFAULT_VARIANT)
+    variants = list(dict.fromkeys(everything["variant"].fillna(DEFAULT_VARIANT)))
+    cols = ["backbone", "loss", "variant"]
+    triples = everything[cols].fillna(DEFAULT_VARIANT).drop_duplicates().itertuples(index=False)
     settings = sorted(
-        pairs,
+        triples,
         key=lambda p: (
             BACKBONE_ORDER.index(p.backbone) if p.backbone in BACKBONE_ORDER else 99,
             LOSS_ORDER.index(p.loss) if p.loss in LOSS_ORDER else 99,
+            variants.index(p.variant),
         ),
     )
-    rows = [(s.backbone, s.loss) for s in settings] or [(None, None)]
+    rows = [(s.backbone, s.loss, s.variant) for s in settings] or [(None, None, None)]
     fig, axes = plt.subplots(
         len(rows),
         len(datasets),
@@ -288,9 +274,15 @@ def _ndcg_grid(
         squeeze=False,
         sharex=True,
     )
-    for r, (backbone, loss) in enumerate(rows):
-        part = metrics[(metrics["backbone"] == backbone) & (metrics["loss"] == loss)]
+    for r, (backbone, loss, variant) in enumerate(rows):
+        part = metrics[
+            (metrics["backbone"] == backbone)
+            & (metrics["loss"] == loss)
+            & (metrics["variant"].fillna(DEFAULT_VARIANT) == variant)
+        ]
         prefix = _setting_label(backbone, loss) if backbone is not None else ""
+        if prefix and len(variants) > 1:  # runs of several variants: one row each
+            prefix += f" [{variant}]"
         _ndcg_row(
             axes[r], part, datasets, x, order, xlabel if r == len(rows) - 1 else "", prefix, k
         )
@@ -331,7 +323,7 @@ def magnitude_vs_degree(data: FigureData, weight_decay: float = 1e-6) -> plt.Fig
     metrics, _, norms = _inputs(data)
     metrics = metrics[metrics["decay"] != "batched"]
     m = drop_diverged(metrics, "fig2")
-    wd = _pick_weight_decay(metrics["weight_decay"], weight_decay, "fig2")
+    wd = pick_weight_decay(metrics["weight_decay"], weight_decay, "fig2")
     wd = weight_decay if wd is None else wd
     losses = _ordered(metrics["loss"], LOSS_ORDER) or [None]
     datasets = _datasets(metrics) or [""]
@@ -344,7 +336,7 @@ def magnitude_vs_degree(data: FigureData, weight_decay: float = 1e-6) -> plt.Fig
         len(rows), len(datasets), figsize=(3.4 * len(datasets), 2.9 * len(rows)), squeeze=False
     )
     for r, (tag, text, mask, loss) in enumerate(rows):
-        runs = _first_seed(m[mask & (m["loss"] == loss)], ["dataset", "backbone", "loss"])
+        runs = first_seed(m[mask & (m["loss"] == loss)], ["dataset", "backbone", "loss"])
         items = _item_norms(norms, runs)
         for c, dataset in enumerate(datasets):
             ax = axes[r][c]
@@ -376,11 +368,11 @@ def batched_weight_decay(data: FigureData, weight_decay: float = 1e-6) -> plt.Fi
         axes[0], m, datasets, "weight_decay", order, "batched weight decay (0 = none)", prefix, k
     )
     batched = m[m["decay"] == "batched"]
-    wd = _pick_weight_decay(
+    wd = pick_weight_decay(
         metrics.loc[metrics["decay"] == "batched", "weight_decay"], weight_decay, "fig3"
     )
     wd = weight_decay if wd is None else wd
-    runs = _first_seed(
+    runs = first_seed(
         batched[np.isclose(batched["weight_decay"], wd, rtol=1e-6, atol=0)],
         ["dataset", "backbone", "loss"],
     )
@@ -415,7 +407,8 @@ def ndcg_vs_epochs(data: FigureData) -> plt.Figure:
         & (metrics["backbone"] == "mf")
         & (metrics["loss"] == "directau")
         & (metrics["init"] == "xavier")
-        & (metrics["decay"] == "full")
+        # tuning may pick weight decay 0, stored as decay mode none: the reference is still drawn
+        & metrics["decay"].isin(["full", "none"])
     ]
     sweep_all = _prism_sweep(metrics)
     sweep, ref = (
@@ -536,66 +529,305 @@ def training_curves(data: FigureData) -> plt.Figure:
     return fig
 
 
-def inclusion_probability(degree, batch_fraction):
-    """Observation 1: P(i in B) = 1 - (1 - |B|/|E|)^d_i for an item of degree d_i."""
-    return 1.0 - (1.0 - np.asarray(batch_fraction, float)) ** np.asarray(degree, float)
+FIG7_GRAPH = "powerlaw"  # the simulation Figure 7 shows (others feed the claims table only)
+FIG7_SCENARIO_LABELS = {
+    "sgd": "SGD, one pair per item (theorem)",
+    "sgd_all_pairs": "SGD, all pairs",
+    "adam": "Adam, all pairs",
+    "sgd_negatives": "SGD + uniform negatives (Cor. 2)",
+    "sgd_batched": "SGD, batched decay (Cor. 1)",
+    "sgd_replacement": "SGD, draws with replacement",
+}
 
 
-def expected_magnitude_change(
-    degree, batch_fraction, lr: float, weight_decay: float, sq_norm: float = 1.0, cos: float = 0.9
-):
-    """Theorem 3.1: E[delta ||i||^2] = E[||i||^2] eta lambda (eta lambda - 2)
-    + P(i in B) E[eta^2 / ||i||^2 (1 - cos^2(u, i))], with ||i||^2 = ``sq_norm`` and cos(u, i) = ``cos``
-    held fixed so both expectations are plain values. Broadcasts over degree and batch_fraction."""
-    el = lr * weight_decay
-    decay = sq_norm * el * (el - 2.0)
-    growth = lr**2 / sq_norm * (1.0 - cos**2)
-    return decay + inclusion_probability(degree, batch_fraction) * growth
+def _fig7_simulation(theory_frame: pd.DataFrame | None) -> pd.DataFrame:
+    frame = pd.DataFrame() if theory_frame is None else theory_frame
+    if frame.empty or "graph" not in frame:
+        return pd.DataFrame()
+    graphs = list(dict.fromkeys(frame["graph"]))
+    graph = FIG7_GRAPH if FIG7_GRAPH in graphs else graphs[0]
+    return frame[frame["graph"] == graph]
 
 
-FIG7_SETTINGS = {"lr": 1e-3, "weight_decay": 1e-4, "sq_norm": 1.0, "cos": 0.9}
+def _log_edges(values: np.ndarray) -> np.ndarray:
+    """Cell edges around log-spaced centres: geometric midpoints, half a step beyond the ends."""
+    v = np.log10(np.asarray(values, float))
+    if len(v) == 1:
+        return 10.0 ** np.array([v[0] - 0.25, v[0] + 0.25])
+    mid = (v[1:] + v[:-1]) / 2
+    return 10.0 ** np.concatenate([[v[0] - (mid[0] - v[0])], mid, [v[-1] + (v[-1] - mid[-1])]])
 
 
-def magnitude_change_heatmap(
-    data: FigureData | None = None,
-    *,
-    lr: float = FIG7_SETTINGS["lr"],
-    weight_decay: float = FIG7_SETTINGS["weight_decay"],
-    sq_norm: float = FIG7_SETTINGS["sq_norm"],
-    cos: float = FIG7_SETTINGS["cos"],
-) -> plt.Figure:
-    """Figure 7: Theorem 3.1's expected one-step change of an item's squared magnitude over item
-    degree (1..1e4, log x) and |B|/|E| (1e-4..1e-1, log y). Analytic: ``data`` is ignored.
-    Defaults: eta = 1e-3 (the paper's smallest lr, common for Adam), lambda = 1e-4 (its largest decay),
-    ||i||^2 = 1 (unit rows, as right after PRISM's normalisation), cos(u, i) = 0.9 (the paper's choice);
-    dotted lines mark |B|/|E| = 0.01 and 0.05."""
-    degree = np.logspace(0, 4, 241)
-    fraction = np.logspace(-4, -1, 181)
-    z = expected_magnitude_change(
-        degree[None, :], fraction[:, None], lr, weight_decay, sq_norm, cos
+def _simulated_map(sgd: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(degree edges, fraction edges, drift matrix fractions x bins) of the SGD rows."""
+    bins = sgd.drop_duplicates("bin").sort_values("bin")
+    x = np.concatenate([bins["degree_lo"].to_numpy(float), bins["degree_hi"].to_numpy(float)[-1:]])
+    fractions = np.sort(sgd["batch_fraction"].unique())
+    z = (
+        sgd.pivot_table(index="batch_fraction", columns="bin", values="drift_sim")
+        .reindex(index=fractions, columns=bins["bin"])
+        .to_numpy()
     )
-    scale = int(np.floor(np.log10(np.abs(z).max()))) if np.abs(z).max() > 0 else 0
-    z = z / 10.0**scale  # the scale goes in the colour bar's label, not in an offset text
-    fig, ax = plt.subplots(figsize=(5.2, 3.9))
-    if z.min() < 0 < z.max():
-        norm, cmap = TwoSlopeNorm(0.0, z.min(), z.max()), "RdBu_r"
+    return x, _log_edges(fractions), z
+
+
+def _fig7_norm(values: list[np.ndarray]):
+    """One linear colour scale for both maps, symmetric about 0 when they change sign (so a small
+    decay-only change looks small, not as strong as the largest growth)."""
+    finite = np.concatenate([v[np.isfinite(v)].ravel() for v in values])
+    lo, hi = float(finite.min()), float(finite.max())
+    if lo < 0 < hi:
+        top = max(-lo, hi)
+        return Normalize(-top, top), "RdBu_r"
+    return Normalize(lo, hi), "viridis"
+
+
+def _fraction_colors(fractions) -> dict:
+    return dict(zip(fractions, sns.color_palette("viridis", max(len(fractions), 1))))
+
+
+def _nearest(values, wanted: float) -> float:
+    values = np.asarray(sorted(set(values)), float)
+    return float(values[np.argmin(np.abs(np.log10(values) - np.log10(wanted)))])
+
+
+def magnitude_change_heatmap(data: FigureData | None = None) -> plt.Figure:
+    """Figure 7: Theorem 3.1's expected one-step change of an item's squared magnitude against the
+    Monte-Carlo simulation (``prism_repro.simulate``; ``data.theory``, graph ``powerlaw``).
+
+    (a) the paper's map: Theorem 3.1 with Observation 1's P(i in B), ||i||^2 = 1 and cos^2(u, i) =
+    0.9 held fixed, at the simulation's eta and lambda (``prism_repro.theory`` says why these show
+    the described picture); (b) the simulated mean change per item-degree bin and batch fraction
+    (SGD, one pair per item per batch: the theorem's setting), on (a)'s colour scale; (c) predicted
+    (lines: the theorem evaluated on the simulated state) against simulated (points, +-2 standard
+    errors) change per degree bin; (d) their relative error; (e) simulated / predicted change in
+    every scenario at the batch fraction nearest 0.03 (Adam, all pairs: where the theorem breaks);
+    (f) Observation 1 (lines) against the simulated inclusion probability (points).
+    Without a simulation only (a) is drawn and the other panels say so.
+    """
+    sim = _fig7_simulation(data.theory if data is not None else None)
+    sgd = sim[sim["scenario"] == "sgd"] if len(sim) else sim
+    if len(sim):
+        lr, wd = float(sim["lr"].iloc[0]), float(sim["weight_decay"].iloc[0])
+        cos_sq = float(sim["init_cos_sq"].iloc[0])
     else:
-        norm, cmap = None, "viridis"
-    mesh = ax.pcolormesh(degree, fraction, z, shading="auto", cmap=cmap, norm=norm, rasterized=True)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    for y in (0.01, 0.05):
-        ax.axhline(y, color="white", ls=":", lw=1.2)
-    ax.set_xlabel("item degree $d_i$ (log)")
-    ax.set_ylabel("batch size / dataset size $|B|/|E|$ (log)")
-    ax.set_title(
-        f"Theorem 3.1: expected change of ‖i‖² per step\n"
-        f"η = {fmt_num(lr)}, λ = {fmt_num(weight_decay)}, ‖i‖² = {fmt_num(sq_norm)}, cos(u, i) = {fmt_num(cos)}",
+        lr, wd, cos_sq = theory.FIG7_LR, theory.FIG7_WEIGHT_DECAY, theory.FIG7_COS_SQ
+    if len(sgd):
+        d_lo, d_hi = 1.0, float(sgd["degree_hi"].max())
+        f_edges = _log_edges(np.sort(sgd["batch_fraction"].unique()))
+        f_lo, f_hi = float(f_edges[0]), float(min(f_edges[-1], 1.0))
+    else:
+        d_lo, d_hi, f_lo, f_hi = 1.0, 1e3, 1e-5, 1.0
+    degree = np.logspace(np.log10(d_lo), np.log10(d_hi), 121)
+    fraction = np.logspace(np.log10(f_lo), np.log10(f_hi), 91)
+    z = theory.expected_magnitude_change(
+        degree[None, :], fraction[:, None], lr, wd, theory.FIG7_SQ_NORM, cos_sq
+    )
+    maps = [z]
+    if len(sgd):
+        sx, sy, sz = _simulated_map(sgd)
+        maps.append(sz)
+    top = max(float(np.nanmax(np.abs(m))) for m in maps)
+    scale = int(np.floor(np.log10(top))) if top > 0 else 0
+    norm, cmap = _fig7_norm([m / 10.0**scale for m in maps])
+
+    fig, axes = plt.subplots(2, 3, figsize=(16.5, 9.0), layout="constrained")
+    (a, b, c), (d, e, f) = axes
+    settings = f"η = {fmt_num(lr)}, λ = {fmt_num(wd)}"
+    mesh = a.pcolormesh(
+        degree, fraction, z / 10.0**scale, shading="gouraud", cmap=cmap, norm=norm, rasterized=True
+    )
+    a.set_title(
+        f"(a) Theorem 3.1 (paper's Figure 7): {settings},\n"
+        f"‖i‖² = 1, 'dot product term' cos²(u, i) = {fmt_num(cos_sq)}",
         fontsize="medium",
     )
-    bar = fig.colorbar(mesh, ax=ax)
-    bar.set_label(f"E[Δ‖i‖²]  (× $10^{{{scale}}}$)")
+    b.set_title(
+        "(b) simulated (SGD, one pair per item per batch)\nmean change per degree bin",
+        fontsize="medium",
+    )
+    for ax in (a, b):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlim(d_lo, d_hi)
+        ax.set_ylim(f_lo, f_hi)
+        for y in (0.01, 0.05):
+            ax.axhline(y, color="0.2", ls=":", lw=1.0)
+        ax.set_xlabel("item degree $d_i$ (log)")
+    a.set_ylabel("batch size / dataset size $|B|/|E|$ (log)")
+    bar = fig.colorbar(mesh, ax=b)
+    bar.set_label(f"E[Δ‖i‖²] per step (× $10^{{{scale}}}$)")
+    c.set_title("(c) predicted (lines) vs simulated (points), SGD", fontsize="medium")
+    d.set_title(
+        "(d) relative error (simulated - predicted) / |predicted|\n"
+        "(bins with >= 20 inclusion events and |predicted| >= 5 SE)",
+        fontsize="medium",
+    )
+    e.set_title("(e) simulated / predicted change by scenario", fontsize="medium")
+    f.set_title("(f) Observation 1 (lines) vs simulated P(i in B) (points)", fontsize="medium")
+    if sgd.empty:
+        b.set_facecolor("0.95")
+        for ax in (b, c, d, e, f):
+            _no_runs(ax, "no simulation")
+        return fig
+    b.pcolormesh(sx, sy, sz / 10.0**scale, shading="flat", cmap=cmap, norm=norm, rasterized=True)
+    fractions = sorted(sgd["batch_fraction"].unique())
+    colors = _fraction_colors(fractions)
+    _fig7_lines(c, d, f, sgd, colors)
+    _fig7_scenarios(e, sim)
+    handles = [
+        Line2D([], [], color=colors[v], marker="o", ms=4, label=f"{v:.2g}") for v in fractions
+    ]
+    fig.legend(
+        handles=handles,
+        title="|B|/|E|",
+        loc="outside lower center",
+        ncol=len(handles),
+        frameon=False,
+    )
+    return fig
+
+
+def _fig7_lines(c: plt.Axes, d: plt.Axes, f: plt.Axes, sgd: pd.DataFrame, colors: dict) -> None:
+    """Panels (c), (d) and (f): per degree bin, one line per batch fraction."""
+    linthresh = float(np.abs(sgd["decay_pred"]).max()) or 1e-12
+    worst_z, worst_p = 0.0, 0.0
+    for frac, g in sgd.groupby("batch_fraction"):
+        g = g.sort_values("degree_mean")
+        col = colors[frac]
+        x = g["degree_mean"]
+        c.plot(x, g["drift_pred"], color=col, lw=1.2)
+        c.errorbar(x, g["drift_sim"], yerr=2 * g["drift_se"], fmt="o", ms=3.5, color=col, lw=0.8)
+        # relative error where it means something: enough inclusion events, prediction resolved
+        resolved = g[g["resolved"] & (g["drift_pred"].abs() >= 5 * g["drift_se"])]
+        rel = 100 * (resolved["drift_sim"] - resolved["drift_pred"]) / resolved["drift_pred"].abs()
+        err = 200 * resolved["drift_se"] / resolved["drift_pred"].abs()
+        d.errorbar(resolved["degree_mean"], rel, yerr=err, fmt="o-", ms=3.5, lw=0.8, color=col)
+        f.plot(x, g["p_theory"], color=col, lw=1.2)
+        f.plot(x, g["p_sim"], "o", ms=3.5, color=col)
+        z_bins = g[g["resolved"]]["drift_z"].abs()
+        worst_z = max(worst_z, float(np.nanmax(z_bins, initial=0.0)))
+        worst_p = max(worst_p, float(np.nanmax(np.abs(g["p_z"]), initial=0.0)))
+    c.set_yscale("symlog", linthresh=linthresh)
+    c.set_ylabel("E[Δ‖i‖²] per step")
+    d.axhline(0, color="0.3", lw=0.8)
+    d.set_ylabel("relative error (%), bars ±2 SE")
+    d.text(
+        0.02,
+        0.97,
+        f"max |z| = {worst_z:.2f} over bins with >= 20 inclusion events",
+        transform=d.transAxes,
+        va="top",
+        fontsize="small",
+    )
+    f.set_ylabel("P(i in B)")
+    f.text(
+        0.02,
+        0.9,
+        f"max |z| = {worst_p:.2f} (exact binomial test)",
+        transform=f.transAxes,
+        ha="left",
+        va="top",
+        fontsize="small",
+    )
+    for ax in (c, d, f):
+        ax.set_xscale("log")
+        ax.set_xlabel("item degree (bin mean, log)")
+
+
+def _fig7_scenarios(e: plt.Axes, sim: pd.DataFrame) -> None:
+    """Panel (e): simulated / predicted change per degree bin for every scenario, at the batch
+    fraction nearest 0.03; the legend gives each scenario's median ratio."""
+    frac = _nearest(sim["batch_fraction"], 0.03)
+    part = sim[np.isclose(sim["batch_fraction"], frac)]
+    palette = dict(zip(FIG7_SCENARIO_LABELS, sns.color_palette("colorblind", 6)))
+    for scenario, g in part.groupby("scenario", sort=False):
+        g = g.sort_values("degree_mean")
+        ratio = g["drift_sim"] / g["drift_pred"]
+        label = f"{FIG7_SCENARIO_LABELS.get(scenario, scenario)}: median {np.nanmedian(ratio):.3g}"
+        e.plot(
+            g["degree_mean"], ratio, "o-", ms=3.5, lw=1, label=label, color=palette.get(scenario)
+        )
+    e.axhline(1, color="0.3", lw=0.8, ls="--")
+    e.set_xscale("log")
+    e.set_yscale("symlog", linthresh=1)
+    e.set_xlabel("item degree (bin mean, log)")
+    e.set_ylabel(f"simulated / predicted at |B|/|E| = {frac:.3g}")
+    e.legend(fontsize="x-small", loc="best", frameon=False)
+
+
+# Figure 9: a marker per method; colours are the registry's (loss, or PRISM's init)
+DEBIAS_MARKERS = {
+    "BPR": "o",
+    "DirectAU": "s",
+    "PRISM + DirectAU": "*",
+    "ReSN": "^",
+    "IPL": "v",
+    "MACR": "D",
+}
+
+
+def _debias_color(method: str) -> str:
+    if method == PRISM_DIRECTAU:
+        return registry.INITS["prism"].color
+    by_label = {entry.label: entry.color for entry in registry.LOSSES.values()}
+    return by_label.get(method, "black")
+
+
+def debiasing_tradeoff(data: FigureData) -> plt.Figure:
+    """Figure 9: unpopular/popular test NDCG@k ratio (x, higher = fairer) against overall test
+    NDCG@k (y), one point per method and dataset (mean over seeds, error bars +-1 std): BPR,
+    DirectAU, PRISM + DirectAU, ReSN, IPL and MACR. Where a method has several settings (PRISM's
+    alpha, weight decay) the one with the best validation NDCG is shown
+    (:func:`prism_repro.picks.debias_points`). Uses ``data.metrics``."""
+    metrics = _inputs(data)[0]
+    points = debias_points(drop_diverged(metrics, "fig9"))
+    k = _k(metrics)
+    datasets = _datasets(metrics) or [""]
+    fig, axes = plt.subplots(1, len(datasets), figsize=(3.6 * len(datasets), 3.2), squeeze=False)
+    for c, dataset in enumerate(datasets):
+        ax = axes[0][c]
+        ax.set_title(dataset)
+        ax.set_xlabel(f"unpopular / popular NDCG@{k}")
+        ax.set_ylabel(f"test NDCG@{k}" if c == 0 else "")
+        part = points[points["dataset"] == dataset]
+        if part.empty:
+            _no_runs(ax)
+            continue
+        for row in part.itertuples(index=False):
+            marker, color = DEBIAS_MARKERS.get(row.method, "x"), _debias_color(row.method)
+            ax.errorbar(
+                row.ratio,
+                row.ndcg,
+                xerr=np.nan_to_num(row.ratio_std),
+                yerr=np.nan_to_num(row.ndcg_std),
+                fmt=marker,
+                ms=11 if marker == "*" else 6,
+                capsize=2,
+                color=color,
+                # other variants' points hollow, the default variant's filled
+                mfc=color if row.variant == DEFAULT_VARIANT else "none",
+                zorder=3 if marker == "*" else 2,
+            )
+        ax.margins(x=0.2, y=0.2)
     fig.tight_layout()
+    shown = list(dict.fromkeys(zip(points["method"], points["variant"])))
+    shown = shown or [(m, DEFAULT_VARIANT) for m in DEBIAS_METHODS]
+    several = len({v for _, v in shown}) > 1
+    handles = [
+        Line2D(
+            [],
+            [],
+            ls="",
+            marker=DEBIAS_MARKERS[m],
+            color=_debias_color(m),
+            mfc=_debias_color(m) if v == DEFAULT_VARIANT else "none",
+            ms=7,
+            label=f"{m} [{v}]" if several else m,
+        )
+        for m, v in shown
+    ]
+    fig.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 0.98), frameon=False)
     return fig
 
 
@@ -608,6 +840,7 @@ FIGURES = {
     "fig6": training_curves,
     "fig7": magnitude_change_heatmap,
     "fig8": lightgcn_ndcg_vs_weight_decay,
+    "fig9": debiasing_tradeoff,
     "fig10": other_losses_ndcg_vs_weight_decay,
     "fig11": nonlinear_ndcg_vs_weight_decay,
 }
@@ -624,7 +857,10 @@ def _read(paths: list[Path]) -> pd.DataFrame:
 def _command(args: argparse.Namespace) -> None:
     sns.set_theme(style=args.style, context=args.context)
     data = FigureData(
-        metrics=_read(args.metrics), epochs=_read(args.epochs), norms=_read(args.norms)
+        metrics=_read(args.metrics),
+        epochs=_read(args.epochs),
+        norms=_read(args.norms),
+        theory=_read(args.theory),
     )
     save(FIGURES[args.figure](data), args.out_png, args.out_pdf, args.dpi)
 
@@ -637,6 +873,7 @@ def register(sub) -> None:
     p.add_argument("--metrics", type=Path, nargs="*", default=[])
     p.add_argument("--epochs", type=Path, nargs="*", default=[])
     p.add_argument("--norms", type=Path, nargs="*", default=[])
+    p.add_argument("--theory", type=Path, nargs="*", default=[], help="simulate's parquet (fig7)")
     p.add_argument("--out-png", type=Path, required=True)
     p.add_argument("--out-pdf", type=Path, required=True)
     p.add_argument("--style", default="whitegrid")

@@ -10,22 +10,23 @@ docs/paper-vs-code.md.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import skip_init
 
+from prism_repro import registry
 from prism_repro.kernels import gathered_dot, unit_rows
 from prism_repro.uniformity import uniformity, uniformity_tril
 
 __all__ = [
     "LossBatch",
-    "LossSpec",
     "LOSSES",
     "compute_loss",
+    "INPUT_FIELDS",
+    "wrap_for_loss",
     "bpr_loss",
     "ssm_loss",
     "directau_loss",
@@ -69,6 +70,17 @@ class LossBatch:
     items_unif: torch.Tensor | None = None  # (n_i, d)
     user_margin: torch.Tensor | None = None  # (B,)
     item_margin: torch.Tensor | None = None  # (B,)
+    # inputs of the debiasing baselines (prism_repro.debias), filled when a loss asks for them
+    users_unique: torch.Tensor | None = None  # (n_u, d) the batch's distinct users
+    items_unique: torch.Tensor | None = None  # (n_i, d) its distinct items (negatives included)
+    all_items: torch.Tensor | None = None  # (num_items, d) every item's output
+    pos_items: torch.Tensor | None = None  # (B,) item ids of the positives
+    item_degree: torch.Tensor | None = None  # (num_items,) train degrees
+    train_items: torch.Tensor | None = None  # (E,) item id of every training pair
+    train_scores: torch.Tensor | None = None  # (E,) dot-product score of every training pair
+    user_logit: torch.Tensor | None = None  # (B,) MACR's user branch
+    pos_logit: torch.Tensor | None = None  # (B,) MACR's item branch, positives
+    neg_logit: torch.Tensor | None = None  # (B, k) MACR's item branch, negatives
 
     def has_positives(self) -> bool:
         return self.pos is not None or (self.item_rows is not None and self.pos_index is not None)
@@ -82,6 +94,22 @@ def positives(batch: LossBatch) -> torch.Tensor:
     if batch.pos is not None:
         return batch.pos
     return batch.item_rows.index_select(0, batch.pos_index)
+
+
+# What a loss can ask the engine for beyond the (user, positive) rows (registry ``LossEntry``:
+# negatives, needs_margins, needs_uniformity_rows, inputs, inputs_for), and the LossBatch
+# fields that carry it.
+INPUT_FIELDS: dict[str, tuple[str, ...]] = {
+    "negatives": ("neg",),  # or the indexed form (item_rows, neg_index): has_negatives()
+    "uniformity_rows": ("users_unif", "items_unif"),
+    "margins": ("user_margin", "item_margin"),
+    "unique_rows": ("users_unique", "items_unique"),
+    "all_items": ("all_items",),
+    "pos_items": ("pos_items",),
+    "item_degree": ("item_degree",),
+    "train_pairs": ("train_items", "train_scores"),
+    "branch_logits": ("user_logit", "pos_logit", "neg_logit"),
+}
 
 
 def negatives(batch: LossBatch) -> torch.Tensor:
@@ -271,50 +299,9 @@ def mawu_gammas(dataset: str, backbone: str = "mf") -> dict[str, float]:
     return dict(MAWU_GAMMAS.get(key, MAWU_DEFAULT_GAMMAS))
 
 
-@dataclass(frozen=True)
-class LossSpec:
-    """What a loss needs from the engine, and its default hyper-parameters."""
-
-    name: str
-    fn: Callable[..., torch.Tensor]
-    negatives: int  # default number of sampled negatives per positive; 0 = none
-    angle_based: bool  # depends on directions only (invariant to per-row positive rescaling)
-    needs_margins: bool = False
-    defaults: dict = field(default_factory=dict)
-    needs_uniformity_rows: bool = False  # reads users_unif / items_unif
-    indexed_negatives: bool = False  # reads item_rows / *_index itself (no (B, k, d) block)
-
-
-LOSSES: dict[str, LossSpec] = {
-    "bpr": LossSpec("bpr", bpr_loss, negatives=1, angle_based=False),
-    # The paper uses 10 negatives; the released script 20 (RELEASED_SSM_NEGATIVES).
-    "ssm": LossSpec(
-        "ssm",
-        ssm_loss,
-        negatives=10,
-        angle_based=True,
-        defaults={"temperature": 0.2},
-        indexed_negatives=True,
-    ),
-    "directau": LossSpec(
-        "directau",
-        directau_loss,
-        negatives=0,
-        angle_based=True,
-        defaults={"gamma": 1.0},
-        needs_uniformity_rows=True,
-    ),
-    "mawu": LossSpec(
-        "mawu",
-        mawu_loss,
-        negatives=0,
-        angle_based=True,
-        needs_margins=True,
-        # margin_broadcast: the released codes' (B, B) margin broadcasting (mawu_loss)
-        defaults={**MAWU_DEFAULT_GAMMAS, "margin_broadcast": False},
-        needs_uniformity_rows=True,
-    ),
-}
+# The registry of losses (what each needs, its defaults, its grid parameters) is
+# prism_repro.registry.LOSSES; its entries name the functions above.
+LOSSES = registry.LOSSES
 
 
 def compute_loss(name: str, batch: LossBatch, **hparams) -> torch.Tensor:
@@ -327,12 +314,27 @@ def compute_loss(name: str, batch: LossBatch, **hparams) -> torch.Tensor:
         raise TypeError(f"loss {name!r} takes {sorted(spec.defaults)}, got {sorted(unknown)}")
     if not batch.has_positives():
         raise ValueError(f"loss {name!r} needs positives (batch.pos, or item_rows/pos_index)")
-    if spec.negatives and not batch.has_negatives():
-        raise ValueError(
-            f"loss {name!r} needs sampled negatives (batch.neg, or item_rows/neg_index)"
-        )
-    if spec.needs_margins and (batch.user_margin is None or batch.item_margin is None):
-        raise ValueError(f"loss {name!r} needs user_margin and item_margin")
-    if spec.needs_uniformity_rows and (batch.users_unif is None or batch.items_unif is None):
-        raise ValueError(f"loss {name!r} needs users_unif and items_unif")
-    return spec.fn(batch, **{**spec.defaults, **hparams})
+    missing = [
+        f"{need} ({', '.join(f'batch.{f}' for f in INPUT_FIELDS[need])})"
+        for need in sorted(spec.needs(hparams))
+        if (not batch.has_negatives() if need == "negatives" else False)
+        or (need != "negatives" and any(getattr(batch, f) is None for f in INPUT_FIELDS[need]))
+    ]
+    if missing:
+        raise ValueError(f"loss {name!r} needs {'; '.join(missing)}")
+    return spec.function()(batch, **{**spec.defaults, **hparams})
+
+
+def wrap_for_loss(
+    loss: str,
+    encoder: nn.Module,
+    generator: torch.Generator | None = None,
+    settings: object | None = None,
+) -> nn.Module:
+    """The model loss ``loss`` trains: the encoder itself, or its registry ``model`` around it,
+    given the options the registry takes from ``settings`` (an EngineConfig)."""
+    entry = LOSSES[loss]
+    if entry.model is None:
+        return encoder
+    options = {opt: getattr(settings, key) for opt, key in entry.model_options.items() if settings}
+    return registry.resolve(entry.model)(encoder, generator=generator, **options)

@@ -23,6 +23,7 @@ copied), except where docs/paper-vs-code.md says otherwise:
 
 from __future__ import annotations
 
+import inspect
 import math
 import warnings
 from typing import NamedTuple
@@ -32,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import skip_init
 
+from prism_repro import registry
 from prism_repro.kernels import csr_matmul
 
 __all__ = [
@@ -39,7 +41,6 @@ __all__ = [
     "MatrixFactorization",
     "NonLinearMF",
     "LightGCN",
-    "MODELS",
     "build_encoder",
     "normalized_bipartite_adjacency",
 ]
@@ -84,6 +85,28 @@ class Encoder(nn.Module):
 
     def encode(self, users: torch.Tensor, items: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         raise NotImplementedError
+
+    # -- evaluation hooks (defaults: rank by the dot product of the outputs) ---------------------
+    def ranking_outputs(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(user rows, item rows) whose dot product is the ranking score; the outputs by default.
+
+        A model whose score is not a dot product of its outputs (MACR's counterfactual score)
+        returns rows built so that it is, and the full-ranking code needs no special case.
+        """
+        return self.forward()
+
+    def inference_options(self) -> list[dict]:
+        """Inference-time settings validation chooses among (keyword arguments of
+        :meth:`set_inference`); one empty setting when there is nothing to choose."""
+        return [{}]
+
+    def set_inference(self, **setting) -> None:
+        """Switch to one of :meth:`inference_options` (nothing to switch by default)."""
+        if setting:
+            raise TypeError(f"{type(self).__name__} has no inference settings, got {setting}")
+
+    def set_graph(self, edges: torch.Tensor) -> None:
+        """Propagate over ``edges`` from now on; encoders without a graph ignore it."""
 
 
 class MatrixFactorization(Encoder):
@@ -338,13 +361,6 @@ class LightGCN(Encoder):
         )
 
 
-MODELS: dict[str, type[Encoder]] = {
-    "mf": MatrixFactorization,
-    "nlmf": NonLinearMF,
-    "lightgcn": LightGCN,
-}
-
-
 def build_encoder(
     name: str,
     num_users: int,
@@ -354,13 +370,13 @@ def build_encoder(
     relu: bool = True,
     generator: torch.Generator | None = None,
 ) -> Encoder:
-    """Build a registered encoder; ``relu`` only matters for nlmf, ``train_edges`` for lightgcn."""
-    if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; choose from {sorted(MODELS)}")
-    if name == "lightgcn":
-        if train_edges is None:
-            raise ValueError("lightgcn needs train_edges, a (2, E) tensor of [user ids; item ids]")
-        return LightGCN(num_users, num_items, dim, train_edges, generator=generator)
-    if name == "nlmf":
-        return NonLinearMF(num_users, num_items, dim, relu=relu, generator=generator)
-    return MatrixFactorization(num_users, num_items, dim, generator=generator)
+    """Build a registered encoder (prism_repro.registry.BACKBONES); each class takes the options
+    it knows: ``relu`` (nlmf), ``train_edges`` (lightgcn), ``generator`` (all)."""
+    if name not in registry.BACKBONES:
+        raise ValueError(f"unknown model {name!r}; choose from {sorted(registry.BACKBONES)}")
+    cls = registry.resolve(registry.BACKBONES[name].builder)
+    accepted = inspect.signature(cls).parameters
+    options = {"train_edges": train_edges, "relu": relu, "generator": generator}
+    if "train_edges" in accepted and train_edges is None:
+        raise ValueError(f"{name} needs train_edges, a (2, E) tensor of [user ids; item ids]")
+    return cls(num_users, num_items, dim, **{k: v for k, v in options.items() if k in accepted})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 import platform
 import subprocess
 from pathlib import Path
@@ -14,12 +15,11 @@ def provenance() -> dict:
     import torch
 
     import prism_repro
+    from prism_repro import uniformity
 
-    try:
-        import torch_geometric
-
-        pyg = torch_geometric.__version__
-    except ImportError:  # pragma: no cover
+    try:  # the installed version, without importing PyG (slow; only LightGCN needs it)
+        pyg = importlib.metadata.version("torch_geometric")
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover
         pyg = "absent"
     try:
         commit = (
@@ -41,4 +41,19 @@ def provenance() -> dict:
         "version_numpy": str(numpy.__version__),
         "version_python": platform.python_version(),
         "git_commit": commit,
+        "cpu_model": cpu_model(),
+        # float32 uniformity tiles under oneDNN's bf16 permission (see prism_repro.uniformity);
+        # reduced precision is never used by default, the flag tells machines apart
+        "uniformity_onednn_bf16": bool(uniformity._FAST_BF16),
     }
+
+
+def cpu_model() -> str:
+    """The CPU's model name (results from different machines can be told apart)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"

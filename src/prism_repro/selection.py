@@ -13,20 +13,23 @@ from pathlib import Path
 
 import pandas as pd
 
+from prism_repro import registry
+from prism_repro.grid import spec_from_settings, tunable_axes
 from prism_repro.io import write_parquet
-from prism_repro.runspec import RunSpec
 
 log = logging.getLogger("prism_repro.selection")
-TUNABLE = ("lr", "weight_decay", "gamma", "alpha")
+TUNABLE = tunable_axes()
+# a run's settings: everything but the seed (loss grid parameters from the registry)
 SETTING_COLUMNS = (
     "dataset",
+    "variant",
     "backbone",
     "loss",
     "decay",
     "weight_decay",
     "init",
     "alpha",
-    "gamma",
+    *registry.loss_params(),
     "lr",
 )
 
@@ -43,6 +46,9 @@ def select_settings(candidates: pd.DataFrame, tune: list[str]) -> pd.DataFrame:
     if unknown:
         raise ValueError(f"cannot tune {sorted(unknown)}; tunable: {TUNABLE}")
     keys = group_columns(tune)
+    candidates = candidates.reindex(
+        columns=list(dict.fromkeys([*candidates.columns, *SETTING_COLUMNS]))
+    )
     rows = []
     for key, group in candidates.sort_values("run").groupby(keys, sort=True, dropna=False):
         valid = group[~group["diverged"].astype(bool) & group["val_ndcg"].notna()]
@@ -67,25 +73,15 @@ def select_settings(candidates: pd.DataFrame, tune: list[str]) -> pd.DataFrame:
 def final_runs(selected: pd.DataFrame, seeds: list[int]) -> pd.DataFrame:
     """The selected settings crossed with every seed: (dataset, run) rows."""
     out = []
-    for row in selected.itertuples(index=False):
+    for row in selected.to_dict("records"):
         for seed in seeds:
-            spec = RunSpec(
-                row.backbone,
-                row.loss,
-                row.decay,
-                row.weight_decay,
-                row.init,
-                row.alpha,
-                row.lr,
-                seed,
-                row.gamma,
-            )
+            spec = spec_from_settings(row, seed)
             out.append(
                 {
-                    "dataset": row.dataset,
+                    "dataset": row["dataset"],
                     "run": spec.run_id,
                     "seed": seed,
-                    "selected_run": row.selected_run,
+                    "selected_run": row["selected_run"],
                 }
             )
     return pd.DataFrame(out, columns=["dataset", "run", "seed", "selected_run"])

@@ -8,28 +8,30 @@ from __future__ import annotations
 
 import argparse
 import logging
-from importlib import resources
 from pathlib import Path
 
 import pandas as pd
 
+from prism_repro import registry
+from prism_repro.claims import claims_table
 from prism_repro.io import write_text
+from prism_repro.table1 import table1
+
+__all__ = ["runs_table", "table1", "table1_display", "claims_table", "TABLES"]
 
 log = logging.getLogger("prism_repro.tables")
-BACKBONE_NAMES = {"mf": "MF", "nlmf": "NonLinearMF", "lightgcn": "LightGCN"}
-LOSS_NAMES = {"bpr": "BPR", "ssm": "SSM", "directau": "DirectAU", "mawu": "MAWU"}
-METHOD_OF_EXPERIMENT = {"table1_wd": "tuned_wd", "table1_prism": "prism"}
 RUN_COLUMNS = [
     "experiment",
     "dataset",
     "run",
+    "variant",
     "backbone",
     "loss",
     "decay",
     "weight_decay",
     "init",
     "alpha",
-    "gamma",
+    *registry.loss_params(),
     "lr",
     "seed",
     "best_epoch",
@@ -45,84 +47,13 @@ RUN_COLUMNS = [
 ]
 
 
-def published(name: str) -> pd.DataFrame:
-    with resources.files("prism_repro.published").joinpath(f"{name}.csv").open() as handle:
-        return pd.read_csv(handle)
-
-
-def percent_diff(prism: float, wd: float) -> float:
-    """The paper's % Diff: (PRISM - tuned WD) / PRISM * 100."""
-    return (prism - wd) / prism * 100.0 if prism else float("nan")
-
-
 def runs_table(metrics: pd.DataFrame) -> pd.DataFrame:
     """One row per (experiment, run): settings, early stopping and test NDCG by popularity."""
-    return metrics[RUN_COLUMNS].sort_values(["experiment", "dataset", "run"]).reset_index(drop=True)
-
-
-def table1(metrics: pd.DataFrame) -> pd.DataFrame:
-    """Test NDCG@20 mean and std over seeds, tuned weight decay vs PRISM, beside the paper's.
-
-    Long format: one row per (backbone, loss, dataset, method) plus a ``pct_diff`` row per cell
-    triple with (PRISM - WD) / PRISM * 100 for ours and the paper's.
-    """
-    frame = metrics[metrics["experiment"].isin(METHOD_OF_EXPERIMENT)].copy()
-    frame["method"] = frame["experiment"].map(METHOD_OF_EXPERIMENT)
-    diverged = frame["diverged"].astype(bool)
-    if diverged.any():
-        log.warning("table1: leaving out %d diverged run(s)", int(diverged.sum()))
-    frame = frame[~diverged]
-    frame["backbone"] = frame["backbone"].map(BACKBONE_NAMES)
-    frame["loss"] = frame["loss"].map(LOSS_NAMES)
-    keys = ["backbone", "loss", "dataset", "method"]
-    ours = (
-        frame.groupby(keys, sort=False)
-        .agg(
-            ndcg20_mean=("test_ndcg", "mean"),
-            ndcg20_std=("test_ndcg", lambda s: s.std(ddof=1) if len(s) > 1 else 0.0),
-            seeds=("seed", "nunique"),
-            lr=("lr", "first"),
-            weight_decay=("weight_decay", "first"),
-            gamma=("gamma", "first"),
-            best_epoch=("best_epoch", "mean"),
-        )
-        .reset_index()
+    return (
+        metrics.reindex(columns=RUN_COLUMNS)
+        .sort_values(["experiment", "dataset", "run"])
+        .reset_index(drop=True)
     )
-    paper = published("table1").rename(
-        columns={"ndcg20_mean": "paper_mean", "ndcg20_std": "paper_std"}
-    )
-    table = ours.merge(paper, on=keys, how="left")
-    table["diff"] = table["ndcg20_mean"] - table["paper_mean"]
-    pct = []
-    for (backbone, loss, dataset), cell in table.groupby(
-        ["backbone", "loss", "dataset"], sort=False
-    ):
-        by = cell.set_index("method")
-        if {"prism", "tuned_wd"} <= set(by.index):
-            pct.append(
-                {
-                    "backbone": backbone,
-                    "loss": loss,
-                    "dataset": dataset,
-                    "method": "pct_diff",
-                    "ndcg20_mean": percent_diff(
-                        by.at["prism", "ndcg20_mean"], by.at["tuned_wd", "ndcg20_mean"]
-                    ),
-                    "paper_mean": percent_diff(
-                        by.at["prism", "paper_mean"], by.at["tuned_wd", "paper_mean"]
-                    ),
-                }
-            )
-    if pct:
-        pct = pd.DataFrame(pct)
-        pct["diff"] = pct["ndcg20_mean"] - pct["paper_mean"]
-        table = pd.concat([table, pct], ignore_index=True)
-    order = {"tuned_wd": 0, "prism": 1, "pct_diff": 2}
-    table = table.sort_values(
-        ["backbone", "loss", "dataset", "method"],
-        key=lambda s: s.map(order) if s.name == "method" else s,
-    )
-    return table.reset_index(drop=True)
 
 
 def _cell(mean, std) -> str:
@@ -134,8 +65,10 @@ def _cell(mean, std) -> str:
 def table1_display(table: pd.DataFrame) -> pd.DataFrame:
     """Wide view: rows backbone/loss/method, one column per dataset, "ours (paper)"."""
     rows = []
-    for (backbone, loss, method), part in table.groupby(["backbone", "loss", "method"], sort=False):
-        row = {"backbone": backbone, "loss": loss, "method": method}
+    keys = ["backbone", "loss", *(["variant"] if "variant" in table else []), "method"]
+    for key, part in table.groupby(keys, sort=False):
+        row = dict(zip(keys, key))
+        method = row["method"]
         for r in part.itertuples():
             if method == "pct_diff":
                 row[r.dataset] = (
@@ -183,15 +116,18 @@ TABLES = {
 def _command(args: argparse.Namespace) -> None:
     metrics = pd.concat([pd.read_parquet(p) for p in args.metrics], ignore_index=True)
     if args.table == "claims":
-        from prism_repro.claims import claims_table
-
         norms = (
             pd.concat([pd.read_parquet(p) for p in args.norms], ignore_index=True)
             if args.norms
             else pd.DataFrame()
         )
+        theory = (
+            pd.concat([pd.read_parquet(p) for p in args.theory], ignore_index=True)
+            if args.theory
+            else None
+        )
         write_table(
-            claims_table(metrics, norms),
+            claims_table(metrics, norms, theory),
             args.out_csv,
             args.out_md,
             args.out_tex,
@@ -210,6 +146,9 @@ def register(sub) -> None:
     p.add_argument("table", choices=[*sorted(TABLES), "claims"])
     p.add_argument("--metrics", type=Path, nargs="+", required=True)
     p.add_argument("--norms", type=Path, nargs="*", default=[])
+    p.add_argument(
+        "--theory", type=Path, nargs="*", default=[], help="simulate's parquet files (claims)"
+    )
     p.add_argument("--out-csv", type=Path, required=True)
     p.add_argument("--out-md", type=Path, required=True)
     p.add_argument("--out-tex", type=Path, required=True)

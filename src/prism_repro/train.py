@@ -14,7 +14,7 @@ import logging
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +23,7 @@ import torch
 
 from prism_repro.data.split import SplitData, load_split
 from prism_repro.decay import BATCH_ROW_DECAY, batch_decay_penalty, optimizer_weight_decay
+from prism_repro.devices import NO_SLOT, acquire_for, positive_int
 from prism_repro.evaluate import write_run_results
 from prism_repro.initialization import prism_init_
 from prism_repro.io import atomic_path, write_parquet
@@ -31,12 +32,13 @@ from prism_repro.losses import (
     LossBatch,
     MawuMargins,
     compute_loss,
-    mawu_gammas,
     positives,
+    wrap_for_loss,
 )
 from prism_repro.models import build_encoder
 from prism_repro.provenance import provenance
 from prism_repro.ranking import UserItemSets, evaluate_rankings
+from prism_repro.registry import resolve
 from prism_repro.runspec import RunSpec
 from prism_repro.sampling import sample_negatives, unique_ids
 
@@ -45,23 +47,48 @@ log = logging.getLogger("prism_repro.train")
 
 @dataclass(frozen=True)
 class EngineConfig:
-    """Settings shared by all runs (the run's own settings are its RunSpec)."""
+    """Settings shared by all runs (the run's own settings are its RunSpec). The one place of
+    the engine's defaults: the command's flags follow from it, and a test checks that the
+    config schema's ``train`` defaults and the ``paper`` variant's engine keys equal these."""
 
     dim: int = 64
     max_epochs: int = 1000
     patience: int = 10
-    batch_size: int = 4096
+    batch_size: int | None = None  # None: the loss's batch size in the registry
     k: int = 20
     device: str = "auto"
-    negatives: int | None = None  # None: the loss's default (SSM 10, BPR 1)
-    negative_sampling: str = "batch"  # batch (released code) | all
-    uniformity_rows: str = (
-        "unique"  # unique (released PRISM code) | interactions (official DirectAU/MAWU)
-    )
-    nlmf_relu: bool = True  # paper: ReLU; released code: none
-    ssm_temperature: float = 0.2
     cosine_validation: bool = False
     checkpoint_every: int = 5
+    # variant keys (prism_repro.variants; the `paper` variant's values)
+    negative_pool: str = "all"  # all (paper) | batch (released code)
+    ssm_negatives: int = 10  # paper 10 | released 20
+    nlmf_relu: bool = True  # paper: ReLU; released code: none
+    uniformity_rows: str = "unique"  # unique (released PRISM code) | interactions (official)
+    mawu_clamp: str = "before_backward"  # released code's point | after_step
+    mawu_margin: str = "pair"  # paper | broadcast (released code)
+    decay_params: str = "embeddings"  # paper | all (released code: every parameter)
+    lightgcn_test_graph: str = "train_val"  # released code | train
+    batch_order: str = "shuffled"  # paper | fixed (released code)
+    resn_form: str = "released"  # ReSN: released PRISM code | official (LIN452/ReSN)
+    ipl_form: str = "batch"  # IPL: released PRISM code (batch) | epoch (official UnitDan/IPL)
+    macr_c: str = "sweep"  # MACR's c: chosen on validation (official) | fixed (released c = 1)
+    ssm_temperature: float = 0.2
+
+
+ENGINE_VARIANT_KEYS = (
+    "negative_pool",
+    "ssm_negatives",
+    "nlmf_relu",
+    "uniformity_rows",
+    "mawu_clamp",
+    "mawu_margin",
+    "decay_params",
+    "lightgcn_test_graph",
+    "batch_order",
+    "resn_form",
+    "ipl_form",
+    "macr_c",
+)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -73,13 +100,32 @@ def resolve_device(name: str) -> torch.device:
 
 
 def loss_hparams(spec: RunSpec, cfg: EngineConfig, dataset: str) -> dict:
-    if spec.loss == "directau":
-        return {"gamma": spec.gamma}
-    if spec.loss == "ssm":
-        return {"temperature": cfg.ssm_temperature}
-    if spec.loss == "mawu":
-        return mawu_gammas(dataset, spec.backbone)
-    return {}
+    """The loss's hyper-parameters: registry defaults, then dataset-specific published values
+    (MAWU's gammas) for grid parameters the run leaves unset, then the run's own."""
+    entry = LOSSES[spec.loss]
+    out = {}
+    if entry.defaults_for:
+        out.update(resolve(entry.defaults_for)(dataset, spec.backbone))
+    out.update(dict(spec.params))
+    # hyper-parameters that are variant keys (the forms of the debiasing baselines)
+    out.update({name: getattr(cfg, key) for name, key in entry.engine_params.items()})
+    if "temperature" in entry.defaults:
+        out["temperature"] = cfg.ssm_temperature
+    if spec.loss == "mawu" and cfg.mawu_margin == "broadcast":
+        out["margin_broadcast"] = True
+    return out
+
+
+def optimizer_groups(model, margins, weight_decay: float, scope: str) -> list[dict]:
+    """Adam's parameter groups: full-table decay on the embedding tables only (the paper's
+    (lambda/2)(sum ||u||^2 + sum ||i||^2)) or on every parameter (the released code)."""
+    tables = [model.user_emb.weight, model.item_emb.weight]
+    others = [p for p in model.parameters() if all(p is not t for t in tables)]
+    others += list(margins.parameters()) if margins is not None else []
+    if scope == "all":
+        return [{"params": tables + others, "weight_decay": weight_decay}]
+    groups = [{"params": tables, "weight_decay": weight_decay}]
+    return groups + ([{"params": others, "weight_decay": 0.0}] if others else [])
 
 
 def make_adam(params, lr: float, weight_decay: float, device: torch.device) -> torch.optim.Adam:
@@ -118,13 +164,14 @@ class Trainer:
         self.device = resolve_device(cfg.device)
         self.loss_spec = LOSSES[spec.loss]
         self.hparams = loss_hparams(spec, cfg, dataset)
-        self.num_negatives = self.loss_spec.negatives if cfg.negatives is None else cfg.negatives
-        if self.loss_spec.negatives == 0:
-            self.num_negatives = 0
+        # every input the loss reads: the batch is prepared from this alone
+        self.needs = set(self.loss_spec.needs(self.hparams))
+        self.batch_size = cfg.batch_size or self.loss_spec.batch_size
+        self.num_negatives = self.loss_spec.negatives
+        if spec.loss == "ssm":  # a variant key: the paper's 10 or the released script's 20
+            self.num_negatives = cfg.ssm_negatives
 
-        init_gen = torch.Generator().manual_seed(
-            spec.seed
-        )  # init on CPU: same weights on any device
+        init_gen = torch.Generator().manual_seed(spec.seed)  # on CPU: same weights on any device
         train_edges = torch.from_numpy(data.train.T.copy())
         self.model = build_encoder(
             spec.backbone,
@@ -142,19 +189,19 @@ class Trainer:
             prism_init_(
                 self.model.item_emb.weight, torch.from_numpy(data.item_degree), spec.alpha, init_gen
             )
+        # a loss that trains a model around the encoder (MACR's branches) wraps it here
+        self.model = wrap_for_loss(spec.loss, self.model, init_gen, cfg)
         self.margins = (
             MawuMargins(data.num_users, data.num_items, generator=init_gen)
             if self.loss_spec.needs_margins
             else None
         )
         self.model.to(self.device)
-        params = list(self.model.parameters())
         if self.margins is not None:
             self.margins.to(self.device)
-            params += list(self.margins.parameters())
-        self.optimizer = make_adam(
-            params, spec.lr, optimizer_weight_decay(spec.decay, spec.weight_decay), self.device
-        )
+        wd = optimizer_weight_decay(spec.decay, spec.weight_decay)
+        groups = optimizer_groups(self.model, self.margins, wd, cfg.decay_params)
+        self.optimizer = make_adam(groups, spec.lr, wd, self.device)
         self.sample_gen = torch.Generator(device=self.device).manual_seed(spec.seed + 1)
 
         self.train_users = torch.from_numpy(data.train[:, 0]).to(self.device)
@@ -162,13 +209,25 @@ class Trainer:
         self.train_sets = UserItemSets(data.train, data.num_users, self.device)
         self.val_sets = UserItemSets(data.val, data.num_users, self.device)
         self.item_stratum = torch.from_numpy(data.item_stratum.astype(np.int64)).to(self.device)
+        self.item_degree = (
+            torch.from_numpy(data.item_degree).to(self.device, torch.float32)
+            if "item_degree" in self.needs
+            else None
+        )
         self.state = RunState()
         needs_distinct_rows = (
-            self.loss_spec.needs_uniformity_rows and cfg.uniformity_rows == "unique"
-        ) or spec.decay == BATCH_ROW_DECAY
-        # SSM-like losses normalise each distinct item once and index their items into it; their
-        # users need no dedup where the encoder only gathers rows
-        self.indexed_negatives = self.loss_spec.indexed_negatives and self.num_negatives > 0
+            ("uniformity_rows" in self.needs and cfg.uniformity_rows == "unique")
+            or "unique_rows" in self.needs
+            or spec.decay == BATCH_ROW_DECAY
+        )
+        # SSM-like losses normalise each distinct item once and index their items into it (not
+        # where a loss reads per-interaction item rows: MACR's branches); their users need no
+        # dedup where the encoder only gathers rows
+        self.indexed_negatives = (
+            self.loss_spec.indexed_negatives
+            and self.num_negatives > 0
+            and "branch_logits" not in self.needs
+        )
         self.distinct_users = needs_distinct_rows or not self.model.gathers_rows
         self.encode_distinct = self.distinct_users or self.indexed_negatives
 
@@ -200,7 +259,7 @@ class Trainer:
                 self.data.num_items,
                 self.num_negatives,
                 self.sample_gen,
-                self.cfg.negative_sampling,
+                self.cfg.negative_pool,
             )
             batch_items = torch.cat([items, neg.flatten()])
         self._tick("sampling")
@@ -240,6 +299,7 @@ class Trainer:
             batch.items_unif = positives(batch) if per_interaction else item_out
         if self.margins is not None:
             batch.user_margin, batch.item_margin = self.margins(users, items)
+        self._fill_extra_inputs(batch, items, user_rows, item_rows, user_out, item_out)
         loss = compute_loss(self.spec.loss, batch, **self.hparams)
         loss = loss + batch_decay_penalty(
             self.spec.decay, self.spec.weight_decay, user_out, item_out
@@ -247,24 +307,65 @@ class Trainer:
         self._tick("loss")
         return loss
 
+    def _fill_extra_inputs(self, batch, items, user_rows, item_rows, user_out, item_out) -> None:
+        """The inputs of ``losses.INPUT_FIELDS`` beyond rows, negatives, uniformity and margins.
+
+        ``user_out`` / ``item_out`` are the batch's distinct rows whenever "unique_rows" is needed
+        (it turns ``encode_distinct`` on).
+        """
+        needs, size = self.needs, len(items)
+        if "unique_rows" in needs:
+            batch.users_unique, batch.items_unique = user_out, item_out
+        if "pos_items" in needs:
+            batch.pos_items = items
+        if "item_degree" in needs:
+            batch.item_degree = self.item_degree
+        if "all_items" in needs or "train_pairs" in needs:
+            all_users, all_items = self.model()
+            batch.all_items = all_items
+            if "train_pairs" in needs:
+                batch.train_items = self.train_items
+                batch.train_scores = (
+                    all_users.index_select(0, self.train_users)
+                    * all_items.index_select(0, self.train_items)
+                ).sum(-1)
+        if "branch_logits" in needs:
+            user_logit, item_logit = self.model.branch_logits(user_rows, item_rows)
+            batch.user_logit, batch.pos_logit = user_logit, item_logit[:size]
+            if batch.neg is not None:
+                batch.neg_logit = item_logit[size:].view(size, -1)
+
+    def epoch_order(self, n: int) -> torch.Tensor:
+        """This epoch's order of the training interactions: a fresh seeded permutation
+        (``shuffled``), or the same one every epoch (``fixed``, as the released loader's
+        ``shuffle=False`` gives the same batches every epoch; seeded, not file order)."""
+        if self.cfg.batch_order == "fixed":
+            gen = torch.Generator(device=self.device).manual_seed(self.spec.seed + 2)
+            return torch.randperm(n, generator=gen, device=self.device)
+        return torch.randperm(n, generator=self.sample_gen, device=self.device)
+
     def train_epoch(self) -> float:
         self.model.train()
         n = len(self.train_users)
         self._tick(None)
-        perm = torch.randperm(n, generator=self.sample_gen, device=self.device)
+        perm = self.epoch_order(n)
         total, batches = 0.0, 0
         show = sys.stderr.isatty()
-        num_batches = math.ceil(n / self.cfg.batch_size)
-        for b, start in enumerate(range(0, n, self.cfg.batch_size)):
-            loss = self._batch_loss(perm[start : start + self.cfg.batch_size])
+        size = self.batch_size
+        num_batches = math.ceil(n / size)
+        clamp_before = self.margins is not None and self.cfg.mawu_clamp == "before_backward"
+        for b, start in enumerate(range(0, n, size)):
+            loss = self._batch_loss(perm[start : start + size])
             value = float(loss.detach())
             if not math.isfinite(value):
                 return value
+            if clamp_before:  # the released loop: margins clamped between forward and backward
+                self.margins.clamp_()
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self._tick("backward")
             self.optimizer.step()
-            if self.margins is not None:
+            if self.margins is not None and not clamp_before:
                 self.margins.clamp_()
             self._tick("optimizer")
             total += value
@@ -281,23 +382,31 @@ class Trainer:
         return total / max(batches, 1)
 
     def validate(self) -> dict:
+        """Validation NDCG@k of the model's ranking; a model with inference-time settings (MACR's
+        c) is scored with each and left at the best, which its state then records."""
         self.model.eval()
+        scores = ("dot", "cosine") if self.cfg.cosine_validation else ("dot",)
+        best, best_setting = None, {}
         with torch.no_grad():
-            user_out, item_out = self.model()
-            scores = ("dot", "cosine") if self.cfg.cosine_validation else ("dot",)
-            result = evaluate_rankings(
-                user_out,
-                item_out,
-                self.val_sets,
-                [self.train_sets],
-                self.item_stratum,
-                self.cfg.k,
-                scores,
-                strata=False,
-            )
-        out = {"val_ndcg": result["dot"]["ndcg"]}
-        if "cosine" in result:
-            out["val_ndcg_cosine"] = result["cosine"]["ndcg"]
+            for setting in self.model.inference_options():
+                self.model.set_inference(**setting)
+                user_out, item_out = self.model.ranking_outputs()
+                result = evaluate_rankings(
+                    user_out,
+                    item_out,
+                    self.val_sets,
+                    [self.train_sets],
+                    self.item_stratum,
+                    self.cfg.k,
+                    scores,
+                    strata=False,
+                )
+                if best is None or result["dot"]["ndcg"] > best["dot"]["ndcg"]:
+                    best, best_setting = result, setting
+            self.model.set_inference(**best_setting)
+        out = {"val_ndcg": best["dot"]["ndcg"]}
+        if "cosine" in best:
+            out["val_ndcg_cosine"] = best["cosine"]["ndcg"]
         return out
 
     # -- checkpoints ------------------------------------------------------------------------
@@ -415,26 +524,16 @@ def train_run(
 
 def _command(args: argparse.Namespace) -> None:
     spec = RunSpec.parse(args.run)
-    batch_size = dict(pair.split("=") for pair in args.batch_size)
-    cfg = EngineConfig(
-        dim=args.dim,
-        max_epochs=args.max_epochs,
-        patience=args.patience,
-        batch_size=int(batch_size[spec.loss]),
-        k=args.k,
-        device=args.device,
-        negatives=args.negatives,
-        negative_sampling=args.negative_sampling,
-        uniformity_rows=args.uniformity_rows,
-        nlmf_relu=args.nlmf_relu,
-        ssm_temperature=args.ssm_temperature,
-        cosine_validation=args.cosine_validation,
-        checkpoint_every=args.checkpoint_every,
-    )
+    cfg = engine_config(args)
     data = load_split(args.split, args.degrees)
     work_dir = args.work_dir or args.out_model.parent / "work"
     t0 = time.perf_counter()
-    trainer = Trainer(spec, data, cfg, args.dataset, work_dir)
+    # a GPU of its own (or a shared one, runs_per_gpu > 1): held until this process ends
+    slot = acquire_for(
+        cfg.device, args.runs_per_gpu, args.gpu_lock_dir, f"{args.dataset}/{spec.run_id}"
+    )
+    run_cfg = replace(cfg, device=slot.torch_device) if slot else cfg
+    trainer = Trainer(spec, data, run_cfg, args.dataset, work_dir)
     log.info(
         "run %s on %s: %d users, %d items, %d train interactions, device %s",
         spec.run_id,
@@ -462,6 +561,7 @@ def _command(args: argparse.Namespace) -> None:
         "train_seconds": float(sum(row["seconds"] for row in state.rows)),
         "process_seconds": wall,
         "device": str(trainer.device),
+        **(slot.provenance() if slot else NO_SLOT),
         **provenance(),
     }
     epochs = pd.DataFrame(
@@ -474,7 +574,14 @@ def _command(args: argparse.Namespace) -> None:
         {k.removeprefix("model."): v for k, v in best.items() if k.startswith("model.")}
     )
     metrics = write_run_results(
-        trainer.model.eval(), summary, data, cfg.k, trainer.device, args.out_metrics, args.out_norms
+        trainer.model.eval(),
+        summary,
+        data,
+        cfg.k,
+        trainer.device,
+        args.out_metrics,
+        args.out_norms,
+        test_graph=cfg.lightgcn_test_graph,
     )
     if trainer.checkpoint_path and trainer.checkpoint_path.exists():
         trainer.checkpoint_path.unlink()
@@ -493,25 +600,52 @@ def _command(args: argparse.Namespace) -> None:
     )
 
 
+def _variant_value(key: str, text: str):
+    field_type = type(getattr(EngineConfig(), key))
+    if field_type is bool:
+        if text.lower() not in ("true", "false"):
+            raise argparse.ArgumentTypeError(f"{key} takes true or false, got {text!r}")
+        return text.lower() == "true"
+    return field_type(text)
+
+
+def _variant_pair(text: str) -> tuple[str, object]:
+    key, sep, value = text.partition("=")
+    if not sep or key not in ENGINE_VARIANT_KEYS:
+        raise argparse.ArgumentTypeError(
+            f"--variant takes key=value with key in {', '.join(ENGINE_VARIANT_KEYS)}; got {text!r}"
+        )
+    return key, _variant_value(key, value)
+
+
+def engine_config(args: argparse.Namespace) -> EngineConfig:
+    """The EngineConfig of parsed engine flags (defaults: EngineConfig's)."""
+    plain = {f.name: getattr(args, f.name) for f in fields(EngineConfig) if hasattr(args, f.name)}
+    return EngineConfig(**plain, **dict(args.variant or []))
+
+
 def add_engine_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dim", type=int, default=64)
-    p.add_argument("--max-epochs", type=int, default=1000)
-    p.add_argument("--patience", type=int, default=10)
+    """The engine's flags; every default is EngineConfig's."""
+    d = EngineConfig()
+    p.add_argument("--dim", type=int, default=d.dim)
+    p.add_argument("--max-epochs", type=int, default=d.max_epochs)
+    p.add_argument("--patience", type=int, default=d.patience)
+    p.add_argument("--batch-size", type=int, default=d.batch_size, help="default: the loss's")
+    p.add_argument("--k", type=int, default=d.k)
+    p.add_argument("--device", default=d.device, choices=["auto", "cpu", "cuda"])
+    p.add_argument("--ssm-temperature", type=float, default=d.ssm_temperature)
     p.add_argument(
-        "--batch-size",
-        nargs="+",
-        default=["bpr=16384", "ssm=16384", "directau=4096", "mawu=4096"],
-        help="per loss, e.g. bpr=16384",
+        "--cosine-validation", action=argparse.BooleanOptionalAction, default=d.cosine_validation
     )
-    p.add_argument("--k", type=int, default=20)
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    p.add_argument("--negatives", type=int, default=None)
-    p.add_argument("--negative-sampling", choices=["batch", "all"], default="batch")
-    p.add_argument("--uniformity-rows", choices=["unique", "interactions"], default="unique")
-    p.add_argument("--nlmf-relu", action=argparse.BooleanOptionalAction, default=True)
-    p.add_argument("--ssm-temperature", type=float, default=0.2)
-    p.add_argument("--cosine-validation", action=argparse.BooleanOptionalAction, default=False)
-    p.add_argument("--checkpoint-every", type=int, default=5)
+    p.add_argument("--checkpoint-every", type=int, default=d.checkpoint_every)
+    p.add_argument(
+        "--variant",
+        nargs="*",
+        type=_variant_pair,
+        default=[],
+        metavar="KEY=VALUE",
+        help="engine-level variant keys (prism_repro.variants), e.g. negative_pool=batch",
+    )
 
 
 def register(sub) -> None:
@@ -531,6 +665,19 @@ def register(sub) -> None:
         type=Path,
         default=None,
         help="checkpoint folder (default: <out-model folder>/work)",
+    )
+    p.add_argument(
+        "--runs-per-gpu",
+        type=positive_int,
+        default=1,
+        help="runs that share one GPU at once (slots per device of the GPU slot pool)",
+    )
+    p.add_argument(
+        "--gpu-lock-dir",
+        type=Path,
+        default=None,
+        help="node-local folder of the GPU slot locks (default: $PRISM_GPU_LOCK_DIR or "
+        "<tmp>/prism-repro-gpu-slots-<uid>)",
     )
     add_engine_arguments(p)
     p.set_defaults(func=_command)

@@ -1,13 +1,17 @@
-# Config resolution (preset + schema), run grids, and the path helpers rules share.
+# Config resolution (preset + schema), then the input functions and parameters rules share.
+# The grid, the artifacts and the variants live in the package (prism_repro.grid, .artifacts,
+# .variants); this file only turns them into paths.
 import functools
-import itertools
 import re
 import sys
+from pathlib import Path
 
 import pandas as pd
 
+from prism_repro import artifacts, grid
 from prism_repro.config import ConfigError, resolve_config
-from prism_repro.runspec import RUN_ID_PATTERN, RunSpec
+from prism_repro.runspec import DEFAULT_VARIANT, RunSpec, run_id_pattern
+from prism_repro.variants import VARIANT_KEYS, data_variant, variant_settings
 
 try:
     _resolved = resolve_config(
@@ -20,66 +24,18 @@ except ConfigError as err:
 config.clear()
 config.update(_resolved)
 PRESET = config["preset"]
-
-# Which experiments (config `experiments:`) feed each artifact; an artifact is built when its
-# preset defines all of them.
-FIGURE_EXPERIMENTS = {
-    "fig1": ["fig1"],
-    "fig2": ["fig1"],
-    "fig3": ["fig3"],
-    "fig4": ["fig4", "table1_wd"],
-    "fig5": ["fig4"],
-    "fig6": ["fig6"],
-    "fig7": [],
-    "fig8": ["fig8"],
-    "fig10": ["fig10"],
-    "fig11": ["fig11"],
-}
-CLAIM_EXPERIMENTS = ["table1_wd", "table1_prism", "fig1", "fig3", "fig4", "fig8"]
-TABLE_EXPERIMENTS = {
-    "table1": ["table1_wd", "table1_prism"],
-    "table2": [],
-    "runs": list(config["experiments"]),
-    # the claims whose experiments the preset runs are checked; the others are marked "not run"
-    "claims": [e for e in CLAIM_EXPERIMENTS if e in config["experiments"]],
-}
+EXPERIMENTS = config["experiments"]
 
 
 wildcard_constraints:
     preset=re.escape(PRESET),
     dataset="|".join(re.escape(d) for d in config["datasets"]),
-    run=RUN_ID_PATTERN,
+    dvariant="|".join(re.escape(v) for v in config["variants"]),
+    run=run_id_pattern(list(config["variants"])),
     seed="[0-9]+",
-    experiment="|".join(re.escape(e) for e in config["experiments"]),
-    figure="|".join(FIGURE_EXPERIMENTS),
-    table="|".join(t for t in TABLE_EXPERIMENTS if t != "table2"),
-
-
-def experiment_runs(name, seeds=None):
-    """(dataset, RunSpec) for every grid point of an experiment, for the given seeds (default: all)."""
-    exp = config["experiments"][name]
-    runs = []
-    for dataset, backbone, loss, decay, wd, init, lr, seed in itertools.product(
-        exp["datasets"],
-        exp["backbones"],
-        exp["losses"],
-        exp["decay"],
-        exp["weight_decay"],
-        exp["init"],
-        exp["lr"],
-        exp["seeds"] if seeds is None else seeds,
-    ):
-        for alpha in exp["alpha"] if init == "prism" else [0.0]:
-            for gamma in exp["gamma"] if loss == "directau" else [1.0]:
-                spec = RunSpec(backbone, loss, decay, wd, init, alpha, lr, seed, gamma)
-                runs.append((dataset, spec))
-    return list(dict.fromkeys(runs))
-
-
-def candidate_runs(name):
-    """The runs an experiment trains before selection: the first seed only when it tunes."""
-    exp = config["experiments"][name]
-    return experiment_runs(name, exp["seeds"][:1] if exp["tune"] else None)
+    experiment="|".join(re.escape(e) for e in EXPERIMENTS),
+    figure="|".join(artifacts.FIGURE_EXPERIMENTS),
+    table="|".join(t for t in artifacts.TABLE_EXPERIMENTS if t != "table2"),
 
 
 def run_file(preset, dataset, run, name):
@@ -89,14 +45,14 @@ def run_file(preset, dataset, run, name):
 def candidate_metrics(wildcards):
     return [
         run_file(wildcards.preset, dataset, spec.run_id, "metrics.parquet")
-        for dataset, spec in candidate_runs(wildcards.experiment)
+        for dataset, spec in grid.candidate_runs(config, wildcards.experiment)
     ]
 
 
 def final_runs(wildcards):
     """(dataset, run id) of the runs an experiment reports: the selected settings x all seeds."""
-    if not config["experiments"][wildcards.experiment]["tune"]:
-        return [(d, spec.run_id) for d, spec in experiment_runs(wildcards.experiment)]
+    if not EXPERIMENTS[wildcards.experiment]["tune"]:
+        return [(d, s.run_id) for d, s in grid.experiment_runs(config, wildcards.experiment)]
     selection = checkpoints.select.get(
         preset=wildcards.preset, experiment=wildcards.experiment
     ).output[0]
@@ -114,39 +70,23 @@ def final_run_files(name):
 
 
 def run_metrics_targets():
-    return sorted(
-        {
-            run_file(PRESET, dataset, spec.run_id, "metrics.parquet")
-            for name in config["experiments"]
-            for dataset, spec in candidate_runs(name)
-        }
-    )
+    return [
+        run_file(PRESET, dataset, spec.run_id, "metrics.parquet")
+        for dataset, spec in grid.all_candidate_runs(config)
+    ]
 
 
 @functools.cache
 def cosine_validation_runs():
-    """(dataset, run id) of every run whose validation is also scored by cosine (Figure 6)."""
-    return {
-        (dataset, spec.run_id)
-        for name, exp in config["experiments"].items()
-        if exp["cosine_validation"]
-        for dataset, spec in experiment_runs(name)
-    }
-
-
-def available(needs):
-    """Artifacts whose experiments the preset defines, in order."""
-    return [name for name, exps in needs.items() if all(e in config["experiments"] for e in exps)]
+    return grid.cosine_validation_runs(config)
 
 
 def experiment_tables(suffix):
     """Input function: the aggregated ``<experiment><suffix>.parquet`` of each needed experiment."""
 
     def files(wildcards):
-        if "figure" in wildcards.keys():
-            needs = FIGURE_EXPERIMENTS[wildcards.figure]
-        else:
-            needs = TABLE_EXPERIMENTS[wildcards.table]
+        name = wildcards.figure if "figure" in wildcards.keys() else wildcards.table
+        needs = artifacts.needed_experiments(name, EXPERIMENTS)
         return [f"results/{wildcards.preset}/metrics/{e}{suffix}.parquet" for e in needs]
 
     return files
@@ -156,7 +96,7 @@ def figure_targets():
     return expand(
         "results/{preset}/figures/{figure}.{ext}",
         preset=PRESET,
-        figure=available(FIGURE_EXPERIMENTS),
+        figure=artifacts.available(artifacts.FIGURE_EXPERIMENTS, EXPERIMENTS),
         ext=["png", "pdf"],
     )
 
@@ -165,9 +105,12 @@ def table_targets():
     return expand(
         "results/{preset}/tables/{table}.{ext}",
         preset=PRESET,
-        table=available(TABLE_EXPERIMENTS),
+        table=artifacts.available(artifacts.TABLE_EXPERIMENTS, EXPERIMENTS),
         ext=["csv", "md", "tex"],
     )
+
+
+# -- data -----------------------------------------------------------------------------------
 
 
 def dataset_source(name):
@@ -176,8 +119,7 @@ def dataset_source(name):
 
 def raw_dataset_files(wildcards):
     """The raw files a dataset's preprocessing reads."""
-    source = dataset_source(wildcards.dataset)
-    if source == "synthetic":
+    if dataset_source(wildcards.dataset) == "synthetic":
         return expand(
             "results/{preset}/data/{dataset}/raw/{file}",
             preset=wildcards.preset,
@@ -193,8 +135,8 @@ def preprocess_source(wildcards):
 
 def downloaded_files(dataset):
     """resources/raw/{dataset}/{file} for each file the dataset's config pins (rule download)."""
-    from prism_repro.cli import UserError
     from prism_repro.data.download import dataset_files
+    from prism_repro.errors import UserError
 
     try:
         files = dataset_files(dataset, config["datasets"])
@@ -216,108 +158,160 @@ def download_checksum(wildcards):
     return files[wildcards.file]
 
 
+def data_setting(wildcards, key):
+    return variant_settings(config, wildcards.dvariant)[key]
+
+
 def preprocess_options(wildcards):
-    """Source-specific preprocess flags: the MovieLens rating threshold (default in the package: 3)."""
-    spec = config["datasets"][wildcards.dataset]
-    return f"--min-rating {spec['min_rating']}" if "min_rating" in spec else ""
+    """Source-specific flags: MovieLens's rating threshold (variant key movielens_min_rating)."""
+    if dataset_source(wildcards.dataset) != "movielens":
+        return ""
+    return f"--min-rating {data_setting(wildcards, 'movielens_min_rating')}"
+
+
+def strata_degrees(wildcards):
+    return data_setting(wildcards, "strata_degrees")
 
 
 def synthetic_params(wildcards):
     return config["datasets"][wildcards.dataset]
 
 
-def run_seed(wildcards):
-    return RunSpec.parse(wildcards.run).seed
-
-
-def run_split(wildcards):
-    return (
-        f"results/{wildcards.preset}/data/{wildcards.dataset}/split_s{run_seed(wildcards)}.parquet"
-    )
-
-
-def run_degrees(wildcards):
-    return f"results/{wildcards.preset}/data/{wildcards.dataset}/degrees_s{run_seed(wildcards)}.parquet"
-
-
 def preset_datasets():
     """Datasets that the selected preset's experiments use, in config order."""
-    used = {d for exp in config["experiments"].values() for d in exp["datasets"]}
+    used = {d for exp in EXPERIMENTS.values() for d in exp["datasets"]}
     return [d for d in config["datasets"] if d in used]
 
 
+# -- training -------------------------------------------------------------------------------
+
+
+def run_data_file(wildcards, stem):
+    spec = RunSpec.parse(wildcards.run)
+    folder = data_variant(config, spec.variant)
+    return (
+        f"results/{wildcards.preset}/data/{wildcards.dataset}/{folder}/{stem}_s{spec.seed}.parquet"
+    )
+
+
+def run_split(wildcards):
+    return run_data_file(wildcards, "split")
+
+
+def run_degrees(wildcards):
+    return run_data_file(wildcards, "degrees")
+
+
 def engine_args(wildcards):
-    """Engine flags from config.train; a changed setting reruns only the runs it affects."""
+    """Engine flags from config.train and the run's variant; a changed setting reruns only the
+    runs it affects."""
     t = config["train"]
-    loss = RunSpec.parse(wildcards.run).loss
+    spec = RunSpec.parse(wildcards.run)
+    settings = variant_settings(config, spec.variant)
+    variant = " ".join(
+        f"{k}={settings[k]}" for k, key in VARIANT_KEYS.items() if key.level == "engine"
+    )
+    cosine = (wildcards.dataset, wildcards.run) in cosine_validation_runs()
     return (
         f"--dim {t['dim']} --max-epochs {t['max_epochs']} --patience {t['patience']}"
-        f" --batch-size {loss}={t['batch_size'][loss]} --k {config['evaluate']['k']}"
+        f" --batch-size {t['batch_size'][spec.loss]} --k {config['evaluate']['k']}"
         f" --device {t['device']} --checkpoint-every {t['checkpoint_every']}"
-        + (
-            " --cosine-validation"
-            if (wildcards.dataset, wildcards.run) in cosine_validation_runs()
-            else ""
-        )
+        f" --variant {variant}" + (" --cosine-validation" if cosine else "")
     )
 
 
 def experiment_tune(wildcards):
-    return " ".join(config["experiments"][wildcards.experiment]["tune"])
+    return " ".join(EXPERIMENTS[wildcards.experiment]["tune"])
 
 
 def experiment_seeds(wildcards):
-    return " ".join(map(str, config["experiments"][wildcards.experiment]["seeds"]))
+    return " ".join(map(str, EXPERIMENTS[wildcards.experiment]["seeds"]))
 
 
-# Packing on a cluster (docs/cluster.md): the group of the train rule. Runs go N to a group id
-# (N: the profile's `group-components: runs: N`) and Snakemake submits each id as one job. Each id
-# is a fixed set of runs, chosen when a run enters the DAG: Snakemake regroups whenever a
-# checkpoint (select) updates the DAG, and an id whose members change while its job is queued
-# or running breaks Snakemake's bookkeeping (snakemake#4202, #2151: steps past 100 %, KeyError:
-# JobGroup), which one plain group `runs` with group-components does. Local runs have no groups.
-PACK_GROUP = "runs"
+# -- the run record (record.smk) ----------------------------------------------------------
 
 
-def pack_size():
-    return max(1, int(workflow.group_settings.group_components.get(PACK_GROUP, 1)))
+def record_csv(wildcards):
+    if not config["record"]:
+        raise WorkflowError(
+            "the record rules need `record: <csv>` in the preset (or --config record=<csv>)"
+        )
+    return config["record"]
 
 
-@functools.cache
-def initial_packs():
-    """Pack number of each run known before any selection (candidates, untuned grids)."""
-    runs = sorted(
-        {(d, s.run_id) for name in config["experiments"] for d, s in candidate_runs(name)}
+def experiment_record_rows(wildcards):
+    """The record row of every candidate and every final run of the experiment wildcard."""
+    runs = {(d, s.run_id) for d, s in grid.candidate_runs(config, wildcards.experiment)}
+    runs |= set(final_runs(wildcards))
+    return sorted(run_file(wildcards.preset, d, r, "record.csv") for d, r in runs)
+
+
+def record_dirs(wildcards, input):
+    return " ".join(str(Path(p).parent) for p in input)
+
+
+def record_targets():
+    """Every run known before selection (recorded as soon as it ends, while selection waits for
+    the others), then each experiment's file (its final runs too)."""
+    if not config["record"]:
+        return []
+    runs = [
+        run_file(PRESET, dataset, spec.run_id, "record.csv")
+        for dataset, spec in grid.all_candidate_runs(config)
+    ]
+    return runs + expand(
+        "results/{preset}/record/{experiment}.csv", preset=PRESET, experiment=EXPERIMENTS
     )
-    return {run: i // pack_size() for i, run in enumerate(runs)}
 
 
-@functools.cache
-def selection_packs(path, mtime_ns):
-    """Pack number of each run that a selection file adds to the initial ones."""
-    table = pd.read_parquet(path, columns=["dataset", "run"])
-    added = sorted(set(zip(table["dataset"], table["run"])) - set(initial_packs()))
-    return {run: i // pack_size() for i, run in enumerate(added)}
+# -- the theory's simulation (theory.smk) --------------------------------------------------
+
+THEORY_GRAPH = "powerlaw"  # the synthetic graph; the others are datasets' train splits
 
 
-def run_pack(wildcards):
-    """Group id of a run's train job: runs-<k> for the initial runs, runs-<experiment>-<k> for
-    the runs a selection adds (packed per experiment, with the first selection that lists them)."""
-    from pathlib import Path
+def theory_graphs():
+    return [THEORY_GRAPH, *config["theory"]["datasets"]]
 
-    run = (wildcards.dataset, wildcards.run)
-    group = None
-    if run in initial_packs():
-        group = f"{PACK_GROUP}-{initial_packs()[run]}"
-    elif hasattr(rules, "select"):
-        for name, exp in config["experiments"].items():
-            path = Path(expand(rules.select.output[0], preset=PRESET, experiment=name)[0])
-            if exp["tune"] and path.exists():
-                packs = selection_packs(path, path.stat().st_mtime_ns)
-                if run in packs:
-                    group = f"{PACK_GROUP}-{name}-{packs[run]}"
-                    break
-    group = group or f"{PACK_GROUP}-{wildcards.dataset}-{wildcards.run}"
-    # group-components: runs applies to every pack id (as to wildcard groups of one name)
-    workflow.parent_groupids[group] = PACK_GROUP
-    return group
+
+def theory_split(wildcards):
+    """The split a dataset graph's simulation reads (none for the power-law graph)."""
+    if wildcards.graph == THEORY_GRAPH:
+        return []
+    seed = config["theory"]["split_seed"]
+    return [f"results/{wildcards.preset}/data/{wildcards.graph}/{DEFAULT_VARIANT}/split_s{seed}.parquet"]
+
+
+def simulate_args(wildcards):
+    """Flags of `prism_repro simulate` from config.theory; the graph's source first."""
+    t = config["theory"]
+    if wildcards.graph == THEORY_GRAPH:
+        g = t["graph"]
+        source = (
+            f"--users {g['users']} --items {g['items']} --interactions {g['interactions']}"
+            f" --zipf-exponent {g['zipf_exponent']} --graph-seed {g['seed']}"
+        )
+    else:
+        source = f"--split {theory_split(wildcards)[0]} --name {wildcards.graph}"
+    return (
+        f"{source} --scenarios {' '.join(t['scenarios'])}"
+        f" --batch-fractions {' '.join(map(str, t['batch_fractions']))}"
+        f" --steps {t['steps']} --burn-in {t['burn_in']} --dim {t['dim']} --lr {t['lr']}"
+        f" --weight-decay {t['weight_decay']} --cos-sq {t['cos_sq']} --negatives {t['negatives']}"
+        f" --degree-bins {t['degree_bins']} --seed {t['seed']} --device {t['device']}"
+    )
+
+
+def figure_theory_tables(wildcards):
+    """Figure 7 draws the power-law graph's simulation; other figures none."""
+    return (
+        [f"results/{wildcards.preset}/theory/{THEORY_GRAPH}.parquet"]
+        if wildcards.figure == "fig7"
+        else []
+    )
+
+
+def claims_theory_tables(wildcards):
+    """The claims table checks the theory on every simulated graph; other tables read none."""
+    if wildcards.table != "claims":
+        return []
+    return [f"results/{wildcards.preset}/theory/{g}.parquet" for g in theory_graphs()]

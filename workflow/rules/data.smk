@@ -1,4 +1,6 @@
 # Data: downloads -> raw files -> interactions.parquet -> seeded split -> train degrees and strata.
+# Processed data lives under data/<dataset>/<dvariant>/: the variant (config `variants:`) whose
+# data-level keys (MovieLens rating filter, strata degrees) it was made with.
 
 
 # One job per pinned file of each dataset: mirror first, then the public source, checksum-verified.
@@ -45,9 +47,9 @@ rule preprocess:
     input:
         raw_dataset_files,
     output:
-        "results/{preset}/data/{dataset}/interactions.parquet",
+        "results/{preset}/data/{dataset}/{dvariant}/interactions.parquet",
     log:
-        "results/{preset}/logs/preprocess/{dataset}.log",
+        "results/{preset}/logs/preprocess/{dataset}_{dvariant}.log",
     conda:
         "../../envs/prism.yaml"
     params:
@@ -60,11 +62,11 @@ rule preprocess:
 
 rule split:
     input:
-        "results/{preset}/data/{dataset}/interactions.parquet",
+        "results/{preset}/data/{dataset}/{dvariant}/interactions.parquet",
     output:
-        "results/{preset}/data/{dataset}/split_s{seed}.parquet",
+        "results/{preset}/data/{dataset}/{dvariant}/split_s{seed}.parquet",
     log:
-        "results/{preset}/logs/split/{dataset}_s{seed}.log",
+        "results/{preset}/logs/split/{dataset}_{dvariant}_s{seed}.log",
     conda:
         "../../envs/prism.yaml"
     params:
@@ -76,15 +78,15 @@ rule split:
 
 rule degrees:
     input:
-        "results/{preset}/data/{dataset}/split_s{seed}.parquet",
+        "results/{preset}/data/{dataset}/{dvariant}/split_s{seed}.parquet",
     output:
-        "results/{preset}/data/{dataset}/degrees_s{seed}.parquet",
+        "results/{preset}/data/{dataset}/{dvariant}/degrees_s{seed}.parquet",
     log:
-        "results/{preset}/logs/degrees/{dataset}_s{seed}.log",
+        "results/{preset}/logs/degrees/{dataset}_{dvariant}_s{seed}.log",
     conda:
         "../../envs/prism.yaml"
     params:
-        strata=config["split"]["strata_degrees"],
+        strata=strata_degrees,
     shell:
         "python -m prism_repro degrees --in {input} --out {output} --strata-degrees {params.strata}"
         " 2> {log}"

@@ -1,5 +1,6 @@
 # Figures: each reads aggregated experiment tables only, so a plotting change reruns just the plot.
-# Which experiments feed which figure: FIGURE_EXPERIMENTS in common.smk.
+# Which experiments feed which figure: FIGURE_EXPERIMENTS in prism_repro/artifacts.py; Figure 7
+# reads the theory simulation (theory.smk).
 
 
 rule figure:
@@ -7,6 +8,7 @@ rule figure:
         metrics=experiment_tables(""),
         epochs=experiment_tables("_epochs"),
         norms=experiment_tables("_norms"),
+        theory=figure_theory_tables,
     output:
         png=report(
             "results/{preset}/figures/{figure}.png",
@@ -26,6 +28,7 @@ rule figure:
         dpi=config["figures"]["dpi"],
     shell:
         "python -m prism_repro figure {wildcards.figure} --metrics {input.metrics}"
-        " --epochs {input.epochs} --norms {input.norms} --out-png {output.png}"
+        " --epochs {input.epochs} --norms {input.norms} --theory {input.theory}"
+        " --out-png {output.png}"
         " --out-pdf {output.pdf} --style {params.style} --context {params.context}"
         " --dpi {params.dpi} 2> {log}"

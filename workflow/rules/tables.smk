@@ -1,11 +1,12 @@
 # Tables: CSV, Markdown and LaTeX, each from aggregated experiment tables (TABLE_EXPERIMENTS in
-# common.smk says which); Table 2 from the datasets themselves.
+# prism_repro/artifacts.py says which); Table 2 from the datasets themselves.
 
 
 rule table:
     input:
         metrics=experiment_tables(""),
         norms=experiment_tables("_norms"),
+        theory=claims_theory_tables,
     output:
         csv=report(
             "results/{preset}/tables/{table}.csv",
@@ -22,14 +23,19 @@ rule table:
         "../../envs/prism.yaml"
     shell:
         "python -m prism_repro table {wildcards.table} --metrics {input.metrics}"
-        " --norms {input.norms} --out-csv {output.csv} --out-md {output.md}"
+        " --norms {input.norms} --theory {input.theory} --out-csv {output.csv}"
+        " --out-md {output.md}"
         " --out-tex {output.tex} 2> {log}"
 
 
 # Table 2: users, items, interactions, density of each dataset of the preset, beside the paper's.
 rule table2:
     input:
-        expand("results/{{preset}}/data/{dataset}/interactions.parquet", dataset=preset_datasets()),
+        expand(
+            "results/{{preset}}/data/{dataset}/{dvariant}/interactions.parquet",
+            dataset=preset_datasets(),
+            dvariant=DEFAULT_VARIANT,
+        ),
     output:
         csv=report(
             "results/{preset}/tables/table2.csv",

@@ -14,15 +14,19 @@ rule train:
         norms="results/{preset}/runs/{dataset}/{run}/norms.parquet",
     log:
         "results/{preset}/logs/train/{dataset}/{run}.log",
-    # on a cluster, runs are packed into SLURM jobs (run_pack, common.smk; docs/cluster.md)
+    # on a cluster, runs are packed into SLURM jobs (run_pack, packs.smk; docs/cluster.md)
     group:
         run_pack
     conda:
         "../../envs/prism.yaml"
+    # how many runs share a GPU is how, not what: a resource, not a param (changing it reruns
+    # nothing); each job takes a slot of the GPU slot pool (prism_repro.devices)
+    resources:
+        runs_per_gpu=config["runs_per_gpu"],
     params:
         engine=engine_args,
     shell:
         "python -m prism_repro train --run {wildcards.run} --dataset {wildcards.dataset}"
         " --split {input.split} --degrees {input.degrees} --out-model {output.model}"
         " --out-epochs {output.epochs} --out-metrics {output.metrics} --out-norms {output.norms}"
-        " {params.engine} 2> {log}"
+        " --runs-per-gpu {resources.runs_per_gpu} {params.engine} 2> {log}"

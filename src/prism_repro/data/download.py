@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from prism_repro.cli import UserError
+from prism_repro.errors import UserError
 from prism_repro.io import atomic_path
 
 log = logging.getLogger(__name__)

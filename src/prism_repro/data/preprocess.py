@@ -21,8 +21,8 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import pandas as pd
 
-from prism_repro.cli import UserError
 from prism_repro.data.interactions import finalize_interactions, write_interactions
+from prism_repro.errors import UserError
 
 ML1M_MEMBER = "ml-1m/ratings.dat"
 DEFAULT_MIN_RATING = 3

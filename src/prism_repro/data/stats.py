@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from prism_repro.cli import UserError
 from prism_repro.data.interactions import read_interactions
+from prism_repro.errors import UserError
 from prism_repro.io import write_text
 
 COLUMNS = ("users", "items", "interactions", "density_percent")
