@@ -15,7 +15,7 @@ def test_engine_benchmark_runs_in_ci_size(capsys):
 
     assert main(["--synthetic", "--epochs", "1", "--max-batches", "1"]) == 0
     out = capsys.readouterr().out
-    assert re.search(r"^device=cpu \(.+, \d+ threads\)$", out, re.M)  # the CPU is named
+    assert re.search(r"^device=cpu \(.+, threads=\d+\)$", out, re.M)  # the CPU is named
     names = {w.name for w in WORKLOADS}
     assert names == {
         "mf+bpr",

@@ -367,24 +367,43 @@ def test_ssm_indexed_negatives_equal_the_dense_formula(dtype, tol):
     index[0] = 4  # one positive draws the same row k times
     index[:, 1] = 7  # and one row is drawn by every positive
 
-    def indexed(u, p, r):
-        return ssm_loss(LossBatch(user=u, pos=p, neg_rows=r, neg_index=index), temperature=0.3)
+    pos_ids = m + torch.arange(B)  # positives' rows appended after the m distinct rows
+
+    def indexed(u, p, r):  # positives as rows, negatives as ids into the distinct rows
+        return ssm_loss(LossBatch(user=u, pos=p, item_rows=r, neg_index=index), temperature=0.3)
+
+    def all_indexed(u, p, r):  # positives as ids too (what the engine passes)
+        r = torch.cat([r, p])
+        batch = LossBatch(user=u, pos=None, item_rows=r, pos_index=pos_ids, neg_index=index)
+        return ssm_loss(batch, temperature=0.3)
 
     def previous(u, p, r):
         return _ssm_previous(LossBatch(user=u, pos=p, neg=r[index]), temperature=0.3)
 
-    got, got_grads = _grads(indexed, user, pos, rows)
     want, want_grads = _grads(previous, user, pos, rows)
-    torch.testing.assert_close(got, want, rtol=tol, atol=tol)
-    for a, b in zip(got_grads, want_grads):
-        torch.testing.assert_close(a, b, rtol=tol, atol=tol)
+    for fast in (indexed, all_indexed):
+        got, got_grads = _grads(fast, user, pos, rows)
+        torch.testing.assert_close(got, want, rtol=tol, atol=tol)
+        for a, b in zip(got_grads, want_grads):
+            torch.testing.assert_close(a, b, rtol=tol, atol=tol)
     assert want_grads[2][7].abs().sum() > 0
     # the dense form of the new function is the previous formula too
     dense = LossBatch(user=user, pos=pos, neg=rows[index])
     torch.testing.assert_close(ssm_loss(dense, 0.3), _ssm_previous(dense, 0.3), rtol=tol, atol=tol)
-    # and every loss that takes negatives accepts the indexed form
-    indexed_batch = LossBatch(user=user, pos=pos, neg_rows=rows, neg_index=index)
+    # and every loss accepts the indexed form
+    rows_and_pos = torch.cat([rows, pos])
+    indexed_batch = LossBatch(
+        user=user, pos=None, item_rows=rows_and_pos, pos_index=pos_ids, neg_index=index
+    )
     torch.testing.assert_close(compute_loss("bpr", indexed_batch), bpr_loss(dense))
+    indexed_batch.users_unif, indexed_batch.items_unif = user, pos
+    indexed_batch.user_margin = indexed_batch.item_margin = torch.zeros(B, dtype=dtype)
+    dense.users_unif, dense.items_unif = user, pos
+    dense.user_margin = dense.item_margin = torch.zeros(B, dtype=dtype)
+    for name in ("directau", "mawu"):
+        torch.testing.assert_close(compute_loss(name, indexed_batch), compute_loss(name, dense))
+    with pytest.raises(ValueError, match="positives"):
+        compute_loss("ssm", LossBatch(user=user, pos=None, neg=rows[index]))
 
 
 def test_gathered_dot_equals_gather_and_dot():

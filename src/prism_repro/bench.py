@@ -473,7 +473,16 @@ def main(argv=None) -> int:
         help="this engine alone on random data of AmazonBook's size",
     )
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: torch's); 1 on a machine whose cores other jobs share, "
+        "where threads wait for each other at every parallel region",
+    )
     args = p.parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     try:
         device = resolve_device(args.device)
     except RuntimeError as err:
@@ -482,7 +491,7 @@ def main(argv=None) -> int:
         print(f"device=cuda ({torch.cuda.get_device_name(device)}) cpu={cpu_model()!r}")
     else:
         capability = torch.backends.cpu.get_cpu_capability()
-        print(f"device=cpu ({cpu_model()}, torch {capability}, {torch.get_num_threads()} threads)")
+        print(f"device=cpu ({cpu_model()}, torch {capability}, threads={torch.get_num_threads()})")
     if args.amazonbook_sized:
         data = amazonbook_sized_data()
         print(

@@ -94,6 +94,8 @@ class _GatheredDot(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad: torch.Tensor):
         u, rows, index = ctx.saved_tensors
+        # detached: embedding_bag on a weight that requires grad takes its slower training path
+        u, rows = u.detach(), rows.detach()
         b, k = index.shape
         flat = index.reshape(-1)
         grad = grad.contiguous().view(-1)

@@ -32,6 +32,7 @@ __all__ = [
     "directau_loss",
     "mawu_loss",
     "negatives",
+    "positives",
     "uniformity_dot",
     "MawuMargins",
     "MAWU_GAMMAS",
@@ -52,17 +53,19 @@ class LossBatch:
     PRISM code passes the unique users/items of the batch's edge set; official DirectAU and
     MAWU pass the per-interaction rows (duplicates included). The engine chooses.
 
-    Negatives come either as ``neg`` (B, k, d) or indexed: ``neg_rows`` (m, d) holds each
-    distinct item once and negative l of positive j is ``neg_rows[neg_index[j, l]]``. Losses
-    declared ``indexed_negatives`` use the indexed form directly (SSM normalises each distinct
-    row once); the others read :func:`negatives`, which gathers the (B, k, d) block.
+    Items can also come indexed: ``item_rows`` (m, d) holds each distinct item of the batch once,
+    positive j is ``item_rows[pos_index[j]]`` (then ``pos`` may be None) and negative l of
+    positive j is ``item_rows[neg_index[j, l]]`` (instead of ``neg`` (B, k, d)). Losses declared
+    ``indexed_negatives`` use the indexed form directly (SSM normalises each distinct row once);
+    the others read :func:`positives` and :func:`negatives`, which gather the rows.
     """
 
     user: torch.Tensor  # (B, d)
-    pos: torch.Tensor  # (B, d)
+    pos: torch.Tensor | None  # (B, d); None when pos_index is given
     neg: torch.Tensor | None = None  # (B, k, d)
-    neg_rows: torch.Tensor | None = None  # (m, d)
-    neg_index: torch.Tensor | None = None  # (B, k) ids into neg_rows
+    item_rows: torch.Tensor | None = None  # (m, d) distinct items
+    pos_index: torch.Tensor | None = None  # (B,) ids into item_rows
+    neg_index: torch.Tensor | None = None  # (B, k) ids into item_rows
     users_unif: torch.Tensor | None = None  # (n_u, d)
     items_unif: torch.Tensor | None = None  # (n_i, d)
     user_margin: torch.Tensor | None = None  # (B,)
@@ -79,15 +82,25 @@ class LossBatch:
     pos_logit: torch.Tensor | None = None  # (B,) MACR's item branch, positives
     neg_logit: torch.Tensor | None = None  # (B, k) MACR's item branch, negatives
 
+    def has_positives(self) -> bool:
+        return self.pos is not None or (self.item_rows is not None and self.pos_index is not None)
+
     def has_negatives(self) -> bool:
-        return self.neg is not None or (self.neg_rows is not None and self.neg_index is not None)
+        return self.neg is not None or (self.item_rows is not None and self.neg_index is not None)
+
+
+def positives(batch: LossBatch) -> torch.Tensor:
+    """The (B, d) positive rows, gathered from the indexed form where that is what was given."""
+    if batch.pos is not None:
+        return batch.pos
+    return batch.item_rows.index_select(0, batch.pos_index)
 
 
 # What a loss can ask the engine for beyond the (user, positive) rows (registry ``LossEntry``:
 # negatives, needs_margins, needs_uniformity_rows, inputs, inputs_for), and the LossBatch
 # fields that carry it.
 INPUT_FIELDS: dict[str, tuple[str, ...]] = {
-    "negatives": ("neg",),  # or the indexed form (neg_rows, neg_index): has_negatives()
+    "negatives": ("neg",),  # or the indexed form (item_rows, neg_index): has_negatives()
     "uniformity_rows": ("users_unif", "items_unif"),
     "margins": ("user_margin", "item_margin"),
     "unique_rows": ("users_unique", "items_unique"),
@@ -104,7 +117,7 @@ def negatives(batch: LossBatch) -> torch.Tensor:
     if batch.neg is not None:
         return batch.neg
     b, k = batch.neg_index.shape
-    rows = batch.neg_rows
+    rows = batch.item_rows
     return rows.index_select(0, batch.neg_index.reshape(-1)).view(b, k, rows.shape[1])
 
 
@@ -118,7 +131,7 @@ def bpr_loss(batch: LossBatch) -> torch.Tensor:
     Rendle et al. 2009; snap-research/PRISM:losses.py ``BPRLoss``. ``logsigmoid`` keeps large
     score gaps finite.
     """
-    pos = (batch.user * batch.pos).sum(-1)  # (B,)
+    pos = (batch.user * positives(batch)).sum(-1)  # (B,)
     # (B, k); elementwise beats bmm of (1 x d)(d x k)
     neg = (batch.user.unsqueeze(1) * negatives(batch)).sum(-1)
     return -F.logsigmoid(pos[:, None] - neg).mean()
@@ -131,17 +144,25 @@ def ssm_loss(batch: LossBatch, temperature: float = 0.2) -> torch.Tensor:
     hard-codes tau = 0.2. Written as logsumexp - positive logit, equal to the released
     -log(exp(pos)/sum exp) but without overflow.
 
-    Indexed negatives (``neg_rows``, ``neg_index``): each distinct row is normalised once and
-    the (B, k) cosines come from one sampled product (:func:`prism_repro.kernels.gathered_dot`)
-    instead of normalising and multiplying a (B, k, d) block; same value and gradient.
+    Indexed items (``item_rows``, ``neg_index``, ``pos_index``): each distinct row is normalised
+    once and the (B, 1 + k) cosines come from one sampled product
+    (:func:`prism_repro.kernels.gathered_dot`) instead of normalising and multiplying a
+    (B, k, d) block; same value and gradient.
     """
     user = unit_rows(batch.user)
-    pos = (user * unit_rows(batch.pos)).sum(-1)  # (B,)
-    if batch.neg is not None:
-        neg = (user[:, None, :] * unit_rows(batch.neg)).sum(-1)  # (B, k)
+    if batch.neg is not None or batch.item_rows is None:
+        pos = (user * unit_rows(positives(batch))).sum(-1)  # (B,)
+        neg = (user[:, None, :] * unit_rows(negatives(batch))).sum(-1)  # (B, k)
+        logits = torch.cat([pos[:, None], neg], dim=1) / temperature
     else:
-        neg = gathered_dot(user, unit_rows(batch.neg_rows), batch.neg_index)
-    logits = torch.cat([pos[:, None], neg], dim=1) / temperature
+        rows = unit_rows(batch.item_rows)
+        if batch.pos_index is not None:
+            index = torch.cat([batch.pos_index[:, None], batch.neg_index], dim=1)
+            logits = gathered_dot(user, rows, index) / temperature
+        else:
+            pos = (user * unit_rows(batch.pos)).sum(-1)
+            neg = gathered_dot(user, rows, batch.neg_index)
+            logits = torch.cat([pos[:, None], neg], dim=1) / temperature
     return (torch.logsumexp(logits, dim=1) - logits[:, 0]).mean()
 
 
@@ -158,7 +179,7 @@ def directau_loss(batch: LossBatch, gamma: float = 1.0) -> torch.Tensor:
     Wang et al. KDD'22 (THUwangcy/DirectAU:recbole/model/general_recommender/directau.py);
     snap-research/PRISM:losses.py ``AlignmentLoss`` with ``--reg_types uniformity``.
     """
-    u, i = unit_rows(batch.user), unit_rows(batch.pos)
+    u, i = unit_rows(batch.user), unit_rows(positives(batch))
     align = (u - i).pow(2).sum(-1).mean()
     unif = (_uniformity_or_zero(batch.users_unif) + _uniformity_or_zero(batch.items_unif)) / 2
     return align + gamma * unif
@@ -215,7 +236,7 @@ def mawu_loss(
     matrix, so every angle is widened by every pair's margin:
     -mean_{j,l} cos(clamp(theta_l + 1 - sigmoid(m_j), 0, pi)) (evaluated in O(B log B)).
     """
-    cos = _cosine(batch.user, batch.pos).clamp(-1 + 1e-7, 1 - 1e-7)
+    cos = _cosine(batch.user, positives(batch)).clamp(-1 + 1e-7, 1 - 1e-7)
     margin = batch.user_margin.reshape(-1) + batch.item_margin.reshape(-1)
     theta, widen = torch.arccos(cos), 1 - torch.sigmoid(margin)
     if margin_broadcast:
@@ -291,6 +312,8 @@ def compute_loss(name: str, batch: LossBatch, **hparams) -> torch.Tensor:
     unknown = set(hparams) - set(spec.defaults)
     if unknown:
         raise TypeError(f"loss {name!r} takes {sorted(spec.defaults)}, got {sorted(unknown)}")
+    if not batch.has_positives():
+        raise ValueError(f"loss {name!r} needs positives (batch.pos, or item_rows/pos_index)")
     missing = [
         f"{need} ({', '.join(f'batch.{f}' for f in INPUT_FIELDS[need])})"
         for need in sorted(spec.needs(hparams))

@@ -251,7 +251,9 @@ class _Propagation(torch.autograd.Function):
         def pick(hu, hi):
             return (hu.index_select(0, users), hi.index_select(0, items)) if rows else (hu, hi)
 
-        hu, hi = user_w, item_w
+        # detached: inside forward no graph is built, and embedding_bag on a weight that
+        # requires grad would take its slower training path
+        hu, hi = user_w.detach(), item_w.detach()
         su, si = pick(hu, hi)
         for layer in range(layers):
             if rows and layer == layers - 1:

@@ -59,7 +59,8 @@ class LossEntry:
     angle_based: bool = False  # depends on directions only (invariant to positive row rescaling)
     needs_margins: bool = False  # learned per-user/per-item margins (MAWU)
     needs_uniformity_rows: bool = False  # reads the batch's rows for a uniformity term
-    # reads its negatives as rows + an index (LossBatch.neg_rows / neg_index), no (B, k, d) block
+    # reads its items as rows + indices (LossBatch.item_rows / pos_index / neg_index), no (B, k, d)
+    # block
     indexed_negatives: bool = False
     params: tuple[Param, ...] = ()  # grid axes in the run id
     defaults: dict = field(default_factory=dict)  # every hyper-parameter the function takes

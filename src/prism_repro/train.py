@@ -27,7 +27,14 @@ from prism_repro.devices import NO_SLOT, acquire_for, positive_int
 from prism_repro.evaluate import write_run_results
 from prism_repro.initialization import prism_init_
 from prism_repro.io import atomic_path, write_parquet
-from prism_repro.losses import LOSSES, LossBatch, MawuMargins, compute_loss, wrap_for_loss
+from prism_repro.losses import (
+    LOSSES,
+    LossBatch,
+    MawuMargins,
+    compute_loss,
+    positives,
+    wrap_for_loss,
+)
 from prism_repro.models import build_encoder
 from prism_repro.provenance import provenance
 from prism_repro.ranking import UserItemSets, evaluate_rankings
@@ -213,11 +220,16 @@ class Trainer:
             or "unique_rows" in self.needs
             or spec.decay == BATCH_ROW_DECAY
         )
-        # SSM-like losses normalise each distinct item once and index their negatives into it
-        self.indexed_negatives = self.loss_spec.indexed_negatives and self.num_negatives > 0
-        self.encode_distinct = (
-            needs_distinct_rows or not self.model.gathers_rows or self.indexed_negatives
+        # SSM-like losses normalise each distinct item once and index their items into it (not
+        # where a loss reads per-interaction item rows: MACR's branches); their users need no
+        # dedup where the encoder only gathers rows
+        self.indexed_negatives = (
+            self.loss_spec.indexed_negatives
+            and self.num_negatives > 0
+            and "branch_logits" not in self.needs
         )
+        self.distinct_users = needs_distinct_rows or not self.model.gathers_rows
+        self.encode_distinct = self.distinct_users or self.indexed_negatives
 
     # -- stage timing: off unless a benchmark sets ``stage_seconds`` to a dict -----------------
     stage_seconds: dict[str, float] | None = None
@@ -254,30 +266,37 @@ class Trainer:
         if self.encode_distinct:
             # the loss or the decay needs the batch's distinct rows (or the encoder costs per row):
             # encode each distinct id once, then spread the rows over the interactions
-            uniq_users, inv_users = unique_ids(users, self.data.num_users)
+            uniq_users, inv_users = (
+                unique_ids(users, self.data.num_users) if self.distinct_users else (users, None)
+            )
             uniq_items, inv_items = unique_ids(batch_items, self.data.num_items)
             user_out, item_out = self.model.encode(uniq_users, uniq_items)
             # index_select rather than x[idx]: a deterministic backward on CPU (same seed, same bits)
+            user_rows = user_out if inv_users is None else user_out.index_select(0, inv_users)
             indexed = neg is not None and self.indexed_negatives
-            user_rows, item_rows = (
-                user_out.index_select(0, inv_users),
-                item_out.index_select(0, inv_items[:size] if indexed else inv_items),
-            )
+            item_rows = None if indexed else item_out.index_select(0, inv_items)
         else:  # a plain row gather: one gather per table, one scatter in its backward
             indexed = False
             user_rows, item_rows = self.model.encode(users, batch_items)
             # no distinct rows here: the decay term is zero and any uniformity is per interaction
             user_out, item_out = user_rows, item_rows
         self._tick("encode")
-        batch = LossBatch(user=user_rows, pos=item_rows[:size])
-        if indexed:  # negatives as ids into the distinct rows
-            batch.neg_rows, batch.neg_index = item_out, inv_items[size:].view(size, -1)
-        elif neg is not None:
-            batch.neg = item_rows[size:].view(size, self.num_negatives, -1)
+        if indexed:  # positives and negatives as ids into the distinct rows
+            batch = LossBatch(
+                user=user_rows,
+                pos=None,
+                item_rows=item_out,
+                pos_index=inv_items[:size],
+                neg_index=inv_items[size:].view(size, -1),
+            )
+        else:
+            batch = LossBatch(user=user_rows, pos=item_rows[:size])
+            if neg is not None:
+                batch.neg = item_rows[size:].view(size, self.num_negatives, -1)
         if self.loss_spec.needs_uniformity_rows:
             per_interaction = self.cfg.uniformity_rows == "interactions"
             batch.users_unif = batch.user if per_interaction else user_out
-            batch.items_unif = batch.pos if per_interaction else item_out
+            batch.items_unif = positives(batch) if per_interaction else item_out
         if self.margins is not None:
             batch.user_margin, batch.item_margin = self.margins(users, items)
         self._fill_extra_inputs(batch, items, user_rows, item_rows, user_out, item_out)
