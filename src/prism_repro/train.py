@@ -525,6 +525,8 @@ def train_run(
 def _command(args: argparse.Namespace) -> None:
     spec = RunSpec.parse(args.run)
     cfg = engine_config(args)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     data = load_split(args.split, args.degrees)
     work_dir = args.work_dir or args.out_model.parent / "work"
     t0 = time.perf_counter()
@@ -678,6 +680,13 @@ def register(sub) -> None:
         default=None,
         help="node-local folder of the GPU slot locks (default: $PRISM_GPU_LOCK_DIR or "
         "<tmp>/prism-repro-gpu-slots-<uid>)",
+    )
+    p.add_argument(
+        "--threads",
+        type=positive_int,
+        default=None,
+        help="CPU threads for torch (the rule passes Snakemake's threads; default: torch's choice). "
+        "Several one-thread runs use a small machine better than threads that wait for each other",
     )
     add_engine_arguments(p)
     p.set_defaults(func=_command)

@@ -21,6 +21,9 @@ rule train:
         "../../envs/prism.yaml"
     # how many runs share a GPU is how, not what: a resource, not a param (changing it reruns
     # nothing); each job takes a slot of the GPU slot pool (prism_repro.devices)
+    # one CPU thread per run: on a few cores, runs side by side beat threads that wait for each
+    # other (README, Benchmarks); a profile may raise it (set-threads: {train: 4})
+    threads: 1
     resources:
         runs_per_gpu=config["runs_per_gpu"],
     params:
@@ -29,4 +32,4 @@ rule train:
         "python -m prism_repro train --run {wildcards.run} --dataset {wildcards.dataset}"
         " --split {input.split} --degrees {input.degrees} --out-model {output.model}"
         " --out-epochs {output.epochs} --out-metrics {output.metrics} --out-norms {output.norms}"
-        " --runs-per-gpu {resources.runs_per_gpu} {params.engine} 2> {log}"
+        " --runs-per-gpu {resources.runs_per_gpu} --threads {threads} {params.engine} 2> {log}"
