@@ -40,10 +40,9 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils import skip_init
 
 from prism_repro.losses import bpr_loss, directau_loss
-from prism_repro.models import Encoder
+from prism_repro.models import Encoder, unseeded
 
 __all__ = [
     "MACR_C_CHOICES",
@@ -260,8 +259,8 @@ class MACR(Encoder):
             raise ValueError(f"MACR needs a non-empty grid of finite c values, got {c_grid!r}")
         self.base = base
         self.num_users, self.num_items, self.dim = base.num_users, base.num_items, base.dim
-        self.user_branch = skip_init(nn.Linear, base.dim, 1, bias=False)
-        self.item_branch = skip_init(nn.Linear, base.dim, 1, bias=False)
+        self.user_branch = unseeded(nn.Linear, base.dim, 1, bias=False)
+        self.item_branch = unseeded(nn.Linear, base.dim, 1, bias=False)
         for branch in (self.user_branch, self.item_branch):
             nn.init.xavier_normal_(branch.weight, generator=generator)
         self.c_grid = tuple(float(c) for c in c_grid)

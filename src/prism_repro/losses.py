@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils import skip_init
 
 from prism_repro import registry
 from prism_repro.kernels import gathered_dot, unit_rows
+from prism_repro.models import unseeded
 from prism_repro.uniformity import uniformity, uniformity_tril
 
 __all__ = [
@@ -259,9 +259,9 @@ class MawuMargins(nn.Module):
 
     def __init__(self, num_users: int, num_items: int, generator: torch.Generator | None = None):
         super().__init__()
-        # skip_init: the default constructor would draw from the global RNG
-        self.user_margin = skip_init(nn.Embedding, num_users, 1)
-        self.item_margin = skip_init(nn.Embedding, num_items, 1)
+        # unseeded: the default constructor would draw from the global RNG
+        self.user_margin = unseeded(nn.Embedding, num_users, 1)
+        self.item_margin = unseeded(nn.Embedding, num_items, 1)
         for table in (self.user_margin, self.item_margin):
             nn.init.xavier_uniform_(table.weight, generator=generator)
 
