@@ -231,8 +231,11 @@ def test_deleting_one_runs_results_reruns_only_it_and_the_aggregation(tiny_run):
 
 def dry_run_runs(stdout: str, rule: str = "train") -> set[str]:
     """Run ids of the ``rule`` jobs a dry run lists."""
+    # a job's block starts at its "rule <name>:" line, indented when the job is in a group
+    # (train jobs are: run packs, packs.smk)
+    blocks = re.split(r"\n\s*(?:local)?rule (?=\w+:)", stdout)[1:]
     runs = set()
-    for block in stdout.split("\nrule ")[1:] + stdout.split("\nlocalrule ")[1:]:
+    for block in blocks:
         if block.startswith(f"{rule}:"):
             m = re.search(r"run=([^,\s]+)", block)
             if m:
