@@ -229,12 +229,15 @@ def random_ranking_ndcg(data, draws=30):
     [
         "mf_bpr_full1e-06_xavier_lr0.01_s5",
         "lightgcn_ssm_none_xavier_lr0.01_s5",
+        "mf_ssm_none_xavier_lr0.01_s5",
         "mf_directau-g1_none_xavier_lr0.01_s5",
     ],
 )
 @pytest.mark.parametrize("sampling", ["batch", "all"])
 def test_direct_gather_equals_encoding_distinct_ids(data, run, sampling):
-    """Skipping the dedup where no distinct rows are needed changes float order, not the loss."""
+    """Skipping the dedup where no distinct rows are needed changes float order, not the loss;
+    for SSM the distinct path is the indexed-negatives fast path, the direct one the (B, k, d)
+    block."""
     cfg = EngineConfig(
         dim=16,
         batch_size=64,
@@ -260,7 +263,9 @@ def test_direct_gather_equals_encoding_distinct_ids(data, run, sampling):
     "run, distinct",
     [
         ("mf_bpr_full1e-06_xavier_lr0.01_s5", False),
-        ("lightgcn_ssm_none_xavier_lr0.01_s5", False),
+        # SSM normalises each distinct item once and indexes its negatives into those rows
+        ("lightgcn_ssm_none_xavier_lr0.01_s5", True),
+        ("mf_ssm_none_xavier_lr0.01_s5", True),
         ("mf_bpr_batched1e-06_xavier_lr0.01_s5", True),  # batch-row decay acts on distinct rows
         (
             "mf_directau-g1_none_xavier_lr0.01_s5",

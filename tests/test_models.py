@@ -7,6 +7,7 @@ from torch import nn
 from prism_repro.models import (
     LightGCN,
     NonLinearMF,
+    _Propagation,
     build_encoder,
     normalized_bipartite_adjacency,
 )
@@ -160,3 +161,104 @@ def _tower_is_affine(enc: NonLinearMF) -> bool:
 def test_nlmf_without_relu_is_affine_as_released():
     assert _tower_is_affine(_build("nlmf", relu=False))
     assert not _tower_is_affine(_build("nlmf", relu=True))
+
+
+# ---------------------------------------------------------------- fast paths = previous formulas
+
+
+def _lightgcn_previous(enc, users, items):
+    """LightGCN before the fused propagation: PyG's LGConv(normalize=False) on the whole CSR
+    adjacency three times, the layer mean, then a row gather."""
+    from torch_geometric.nn import LGConv
+
+    adj = enc.adjacency()
+    x = torch.cat([enc.user_emb.weight, enc.item_emb.weight])
+    total = x
+    conv = LGConv(normalize=False)
+    for _ in range(enc.num_layers):
+        x = conv(x, adj)
+        total = total + x
+    out = total / (enc.num_layers + 1)
+    return out[:NU].index_select(0, users), out[NU:].index_select(0, items)
+
+
+def _value_and_grads(fn, enc, upstream_u, upstream_i):
+    enc.zero_grad()
+    u, i = fn()
+    ((u * upstream_u).sum() + (i * upstream_i).sum()).backward()
+    grads = (enc.user_emb.weight.grad.clone(), enc.item_emb.weight.grad.clone())
+    return (u.detach(), i.detach()), grads
+
+
+@pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-12), (torch.float32, 1e-6)])
+def test_lightgcn_equals_the_previous_propagation(dtype, tol):
+    enc = _build("lightgcn").to(dtype)
+    enc.set_graph(EDGES)
+    users, items = torch.tensor([3, 0, 3, 4]), torch.tensor([6, 2, 1, 1, 0])  # repeats, isolated
+    gen = _gen(3)
+    up_u = torch.randn(len(users), D, generator=gen, dtype=dtype)
+    up_i = torch.randn(len(items), D, generator=gen, dtype=dtype)
+    want, want_grads = _value_and_grads(
+        lambda: _lightgcn_previous(enc, users, items), enc, up_u, up_i
+    )
+    got, got_grads = _value_and_grads(lambda: enc.encode(users, items), enc, up_u, up_i)
+    for a, b in zip(got + got_grads, want + want_grads):
+        torch.testing.assert_close(a, b, rtol=tol, atol=tol)
+    # every row (evaluation's forward), gradient included
+    all_u, all_i = torch.arange(NU), torch.arange(NI)
+    up_u, up_i = (
+        torch.randn(NU, D, generator=gen, dtype=dtype),
+        torch.randn(NI, D, generator=gen, dtype=dtype),
+    )
+    want, want_grads = _value_and_grads(
+        lambda: _lightgcn_previous(enc, all_u, all_i), enc, up_u, up_i
+    )
+    got, got_grads = _value_and_grads(enc, enc, up_u, up_i)
+    for a, b in zip(got + got_grads, want + want_grads):
+        torch.testing.assert_close(a, b, rtol=tol, atol=tol)
+
+
+def test_lightgcn_gradient_equals_dense_reference():
+    enc = _build("lightgcn").double()
+    enc.set_graph(EDGES)
+    weights = (enc.user_emb.weight, enc.item_emb.weight)
+    users, items = torch.tensor([1, 1, 2]), torch.tensor([5, 0])
+    got = torch.autograd.grad(sum(o.pow(2).sum() for o in enc.encode(users, items)), weights)
+    ru, ri = dense_lightgcn(*weights, EDGES)
+    want = torch.autograd.grad(ru[users].pow(2).sum() + ri[items].pow(2).sum(), weights)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    blocks = enc._blocks()
+    for rows in ((users, items), (None, None)):  # the batch's rows; every row
+        assert torch.autograd.gradcheck(
+            lambda w_u, w_i, rows=rows: _Propagation.apply(w_u, w_i, *rows, blocks, 3),
+            tuple(w.detach().clone().requires_grad_() for w in weights),
+        )
+
+
+def test_csr_matmul_equals_torchs_csr_product():
+    from prism_repro.kernels import csr_matmul
+
+    adj = normalized_bipartite_adjacency(EDGES, NU, NI, dtype=torch.float64)
+    x = torch.randn(NU + NI, 3, generator=_gen(2), dtype=torch.float64)
+    got = csr_matmul(adj.crow_indices(), adj.col_indices(), adj.values(), x)
+    torch.testing.assert_close(got, adj @ x, rtol=1e-15, atol=1e-15)
+    assert got[4].abs().sum() == 0  # an isolated node's row is empty
+
+
+def test_nlmf_encode_equals_the_embedding_lookup():
+    enc = _build("nlmf").double()
+    users, items = torch.tensor([3, 0, 3]), torch.tensor([6, 2, 2])
+    gen = _gen(8)
+    up_u, up_i = (
+        torch.randn(3, D, generator=gen, dtype=torch.float64),
+        torch.randn(3, D, generator=gen, dtype=torch.float64),
+    )
+
+    def previous():
+        return enc.user_tower(enc.user_emb(users)), enc.item_tower(enc.item_emb(items))
+
+    want, want_grads = _value_and_grads(previous, enc, up_u, up_i)
+    got, got_grads = _value_and_grads(lambda: enc.encode(users, items), enc, up_u, up_i)
+    for a, b in zip(got + got_grads, want + want_grads):
+        torch.testing.assert_close(a, b, rtol=1e-14, atol=1e-14)

@@ -129,7 +129,7 @@ def test_negative_pool_and_count_follow_the_variant(variant, data, monkeypatch):
     monkeypatch.setattr(train_mod, "sample_negatives", spy)
     (batch,) = _captured_batches(trainer, monkeypatch)
     items, neg = neg_ids[0]
-    assert batch.neg.shape[1] == (20 if variant == "released" else 10)
+    assert losses_mod.negatives(batch).shape[1] == (20 if variant == "released" else 10)
     inside = torch.isin(neg, items).all().item()
     if variant == "released":
         assert inside  # the batch's distinct positive items only

@@ -233,25 +233,6 @@ def test_deleting_one_runs_results_reruns_only_it_and_the_aggregation(tiny_run):
     assert job_counts(dry.stdout) == {"train": 1, "aggregate": 1, "table": 1}
 
 
-def test_engine_benchmark_runs_in_ci_size(capsys):
-    from prism_repro.bench import main
-
-    assert main(["--synthetic", "--epochs", "1", "--max-batches", "2"]) == 0
-    out = capsys.readouterr().out
-    assert "workload=mf+directau" in out and "workload=mf+bpr" in out
-    assert re.search(r"^speedup_vs_loader=[0-9.]+$", out, re.M)
-
-
-def test_amazonbook_sized_benchmark_data_has_the_datasets_shape():
-    from prism_repro.bench import amazonbook_sized_data
-
-    data = amazonbook_sized_data()
-    assert (data.num_users, data.num_items) == (52_643, 91_599)
-    total = len(data.train) + len(data.val) + len(data.test)
-    assert 2_500_000 < total <= 2_984_108  # duplicates of popular items are dropped
-    assert len(set(map(tuple, data.train[:1000].tolist()))) == 1000
-
-
 def dry_run_runs(stdout: str, rule: str = "train") -> set[str]:
     """Run ids of the ``rule`` jobs a dry run lists."""
     runs = set()

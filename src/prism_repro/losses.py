@@ -18,7 +18,8 @@ from torch import nn
 from torch.nn.utils import skip_init
 
 from prism_repro import registry
-from prism_repro.uniformity import uniformity
+from prism_repro.kernels import gathered_dot, unit_rows
+from prism_repro.uniformity import uniformity, uniformity_tril
 
 __all__ = [
     "LossBatch",
@@ -30,6 +31,7 @@ __all__ = [
     "ssm_loss",
     "directau_loss",
     "mawu_loss",
+    "negatives",
     "uniformity_dot",
     "MawuMargins",
     "MAWU_GAMMAS",
@@ -49,11 +51,18 @@ class LossBatch:
     ``users_unif`` / ``items_unif`` are the rows the uniformity terms spread apart. The released
     PRISM code passes the unique users/items of the batch's edge set; official DirectAU and
     MAWU pass the per-interaction rows (duplicates included). The engine chooses.
+
+    Negatives come either as ``neg`` (B, k, d) or indexed: ``neg_rows`` (m, d) holds each
+    distinct item once and negative l of positive j is ``neg_rows[neg_index[j, l]]``. Losses
+    declared ``indexed_negatives`` use the indexed form directly (SSM normalises each distinct
+    row once); the others read :func:`negatives`, which gathers the (B, k, d) block.
     """
 
     user: torch.Tensor  # (B, d)
     pos: torch.Tensor  # (B, d)
     neg: torch.Tensor | None = None  # (B, k, d)
+    neg_rows: torch.Tensor | None = None  # (m, d)
+    neg_index: torch.Tensor | None = None  # (B, k) ids into neg_rows
     users_unif: torch.Tensor | None = None  # (n_u, d)
     items_unif: torch.Tensor | None = None  # (n_i, d)
     user_margin: torch.Tensor | None = None  # (B,)
@@ -70,12 +79,15 @@ class LossBatch:
     pos_logit: torch.Tensor | None = None  # (B,) MACR's item branch, positives
     neg_logit: torch.Tensor | None = None  # (B, k) MACR's item branch, negatives
 
+    def has_negatives(self) -> bool:
+        return self.neg is not None or (self.neg_rows is not None and self.neg_index is not None)
+
 
 # What a loss can ask the engine for beyond the (user, positive) rows (registry ``LossEntry``:
 # negatives, needs_margins, needs_uniformity_rows, inputs, inputs_for), and the LossBatch
 # fields that carry it.
 INPUT_FIELDS: dict[str, tuple[str, ...]] = {
-    "negatives": ("neg",),
+    "negatives": ("neg",),  # or the indexed form (neg_rows, neg_index): has_negatives()
     "uniformity_rows": ("users_unif", "items_unif"),
     "margins": ("user_margin", "item_margin"),
     "unique_rows": ("users_unique", "items_unique"),
@@ -87,8 +99,17 @@ INPUT_FIELDS: dict[str, tuple[str, ...]] = {
 }
 
 
+def negatives(batch: LossBatch) -> torch.Tensor:
+    """The (B, k, d) negative block, gathered from the indexed form where that is what was given."""
+    if batch.neg is not None:
+        return batch.neg
+    b, k = batch.neg_index.shape
+    rows = batch.neg_rows
+    return rows.index_select(0, batch.neg_index.reshape(-1)).view(b, k, rows.shape[1])
+
+
 def _cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return (F.normalize(a, dim=-1) * F.normalize(b, dim=-1)).sum(-1)
+    return (unit_rows(a) * unit_rows(b)).sum(-1)
 
 
 def bpr_loss(batch: LossBatch) -> torch.Tensor:
@@ -98,9 +119,8 @@ def bpr_loss(batch: LossBatch) -> torch.Tensor:
     score gaps finite.
     """
     pos = (batch.user * batch.pos).sum(-1)  # (B,)
-    neg = (batch.user.unsqueeze(1) * batch.neg).sum(
-        -1
-    )  # (B, k); elementwise beats bmm of (1 x d)(d x k)
+    # (B, k); elementwise beats bmm of (1 x d)(d x k)
+    neg = (batch.user.unsqueeze(1) * negatives(batch)).sum(-1)
     return -F.logsigmoid(pos[:, None] - neg).mean()
 
 
@@ -110,9 +130,17 @@ def ssm_loss(batch: LossBatch, temperature: float = 0.2) -> torch.Tensor:
     Wu et al. (TOIS 2024, wujcan/SSM-TensorFlow); snap-research/PRISM:losses.py ``SSMLoss``
     hard-codes tau = 0.2. Written as logsumexp - positive logit, equal to the released
     -log(exp(pos)/sum exp) but without overflow.
+
+    Indexed negatives (``neg_rows``, ``neg_index``): each distinct row is normalised once and
+    the (B, k) cosines come from one sampled product (:func:`prism_repro.kernels.gathered_dot`)
+    instead of normalising and multiplying a (B, k, d) block; same value and gradient.
     """
-    pos = _cosine(batch.user, batch.pos)  # (B,)
-    neg = _cosine(batch.user[:, None, :], batch.neg)  # (B, k)
+    user = unit_rows(batch.user)
+    pos = (user * unit_rows(batch.pos)).sum(-1)  # (B,)
+    if batch.neg is not None:
+        neg = (user[:, None, :] * unit_rows(batch.neg)).sum(-1)  # (B, k)
+    else:
+        neg = gathered_dot(user, unit_rows(batch.neg_rows), batch.neg_index)
     logits = torch.cat([pos[:, None], neg], dim=1) / temperature
     return (torch.logsumexp(logits, dim=1) - logits[:, 0]).mean()
 
@@ -121,7 +149,7 @@ def _uniformity_or_zero(x: torch.Tensor) -> torch.Tensor:
     # Fewer than two rows have no pair to push apart (pdist would give the mean of nothing: NaN).
     if x.size(0) < 2:
         return x.new_zeros(())
-    return uniformity(F.normalize(x, dim=-1), t=2.0)
+    return uniformity(unit_rows(x), t=2.0)
 
 
 def directau_loss(batch: LossBatch, gamma: float = 1.0) -> torch.Tensor:
@@ -130,7 +158,7 @@ def directau_loss(batch: LossBatch, gamma: float = 1.0) -> torch.Tensor:
     Wang et al. KDD'22 (THUwangcy/DirectAU:recbole/model/general_recommender/directau.py);
     snap-research/PRISM:losses.py ``AlignmentLoss`` with ``--reg_types uniformity``.
     """
-    u, i = F.normalize(batch.user, dim=-1), F.normalize(batch.pos, dim=-1)
+    u, i = unit_rows(batch.user), unit_rows(batch.pos)
     align = (u - i).pow(2).sum(-1).mean()
     unif = (_uniformity_or_zero(batch.users_unif) + _uniformity_or_zero(batch.items_unif)) / 2
     return align + gamma * unif
@@ -144,23 +172,56 @@ def uniformity_dot(x: torch.Tensor, t: float = 2.0) -> torch.Tensor:
     the pairwise uniformity of DirectAU, and the real pairs get weight 1/n^2 rather than
     2/(n(n-1)). Kept on purpose: it is what both psm1206/MAWU:recbole/model/general_recommender/
     mawu.py ``uniformity_dot`` and snap-research/PRISM:losses.py ``MAWULoss`` compute.
+
+    Computed without the n x n matrix by the tiled machinery of DirectAU's uniformity
+    (:func:`prism_repro.uniformity.uniformity_tril`): the strict lower triangle's sum plus the
+    n(n+1)/2 constant terms in closed form.
     """
-    xn = F.normalize(x, dim=-1)
-    cos = torch.tril(xn @ xn.T, diagonal=-1)
-    return torch.logsumexp((-t * (2.0 - 2.0 * cos)).flatten(), dim=0) - math.log(cos.numel())
+    return uniformity_tril(unit_rows(x), t)
 
 
-def mawu_loss(batch: LossBatch, gamma_user: float = 0.5, gamma_item: float = 0.5) -> torch.Tensor:
+def _broadcast_cos_mean(theta: torch.Tensor, widen: torch.Tensor) -> torch.Tensor:
+    """mean over all (j, l) of cos(clamp(theta[l] + widen[j], 0, pi)), without the (B, B) matrix.
+
+    theta in (0, pi] and widen = 1 - sigmoid(m) in [0, 1) keep every sum >= 0, so only the upper
+    clamp acts: entry (j, l) is -1 where theta[l] >= pi - widen[j] and otherwise
+    cos(theta[l]) cos(widen[j]) - sin(theta[l]) sin(widen[j]). With theta sorted, row j's sum is
+    two prefix sums and a count, O(B log B).
+    """
+    b = theta.numel()
+    ordered = torch.sort(theta).values
+    cum_cos = F.pad(torch.cumsum(torch.cos(ordered), 0), (1, 0))
+    cum_sin = F.pad(torch.cumsum(torch.sin(ordered), 0), (1, 0))
+    below = torch.searchsorted(ordered.detach(), (math.pi - widen).detach())  # unclamped count
+    rows = torch.cos(widen) * cum_cos[below] - torch.sin(widen) * cum_sin[below] - (b - below)
+    return rows.sum() / (b * b)
+
+
+def mawu_loss(
+    batch: LossBatch,
+    gamma_user: float = 0.5,
+    gamma_item: float = 0.5,
+    margin_broadcast: bool = False,
+) -> torch.Tensor:
     """Margin-aware alignment + weighted uniformity (Park et al. CIKM'23).
 
     The angle between user and positive item is widened by 1 - sigmoid(m_u + m_i) before taking
     its cosine, so popular pairs (larger learned margins) are pulled less hard. Clamps as in
     psm1206/MAWU:recbole/model/general_recommender/mawu.py and snap-research/PRISM:losses.py.
+
+    ``margin_broadcast=False`` (default, the paper's formula): pair j's angle gets pair j's
+    margin, -mean_j cos(theta_j + 1 - sigmoid(m_j)). ``True``: what both released codes compute;
+    their margins are (B, 1) tensors added to the (B,) angle, which broadcasts to a (B, B)
+    matrix, so every angle is widened by every pair's margin:
+    -mean_{j,l} cos(clamp(theta_l + 1 - sigmoid(m_j), 0, pi)) (evaluated in O(B log B)).
     """
     cos = _cosine(batch.user, batch.pos).clamp(-1 + 1e-7, 1 - 1e-7)
     margin = batch.user_margin.reshape(-1) + batch.item_margin.reshape(-1)
-    angle = (torch.arccos(cos) + (1 - torch.sigmoid(margin))).clamp(0.0, math.pi)
-    align = -torch.cos(angle).mean()
+    theta, widen = torch.arccos(cos), 1 - torch.sigmoid(margin)
+    if margin_broadcast:
+        align = -_broadcast_cos_mean(theta, widen)
+    else:
+        align = -torch.cos((theta + widen).clamp(0.0, math.pi)).mean()
     unif = gamma_user * uniformity_dot(batch.users_unif) + gamma_item * uniformity_dot(
         batch.items_unif
     )
@@ -233,7 +294,8 @@ def compute_loss(name: str, batch: LossBatch, **hparams) -> torch.Tensor:
     missing = [
         f"{need} ({', '.join(f'batch.{f}' for f in INPUT_FIELDS[need])})"
         for need in sorted(spec.needs(hparams))
-        if any(getattr(batch, f) is None for f in INPUT_FIELDS[need])
+        if (not batch.has_negatives() if need == "negatives" else False)
+        or (need != "negatives" and any(getattr(batch, f) is None for f in INPUT_FIELDS[need]))
     ]
     if missing:
         raise ValueError(f"loss {name!r} needs {'; '.join(missing)}")

@@ -59,6 +59,8 @@ class LossEntry:
     angle_based: bool = False  # depends on directions only (invariant to positive row rescaling)
     needs_margins: bool = False  # learned per-user/per-item margins (MAWU)
     needs_uniformity_rows: bool = False  # reads the batch's rows for a uniformity term
+    # reads its negatives as rows + an index (LossBatch.neg_rows / neg_index), no (B, k, d) block
+    indexed_negatives: bool = False
     params: tuple[Param, ...] = ()  # grid axes in the run id
     defaults: dict = field(default_factory=dict)  # every hyper-parameter the function takes
     # (dataset, backbone) -> hyper-parameters for params left unset (None); "module:function"
@@ -144,6 +146,7 @@ register_loss(
         batch_size=16384,
         negatives=10,  # the paper's 10; the released script uses 20 (variant key ssm_negatives)
         angle_based=True,
+        indexed_negatives=True,
         defaults={"temperature": 0.2},
         color="#56b4e9",
     )
@@ -174,7 +177,8 @@ register_loss(
             Param("gamma_user", "gu", None, "weight of the user uniformity (MAWU's gamma1)"),
             Param("gamma_item", "gi", None, "weight of the item uniformity (MAWU's gamma2)"),
         ),
-        defaults={"gamma_user": 0.5, "gamma_item": 0.5},
+        # margin_broadcast: the released code's (B, B) margin broadcasting (variant mawu_margin)
+        defaults={"gamma_user": 0.5, "gamma_item": 0.5, "margin_broadcast": False},
         defaults_for="prism_repro.losses:mawu_gammas",
         color="#cc79a7",
     )

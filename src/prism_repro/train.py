@@ -213,7 +213,27 @@ class Trainer:
             or "unique_rows" in self.needs
             or spec.decay == BATCH_ROW_DECAY
         )
-        self.encode_distinct = needs_distinct_rows or not self.model.gathers_rows
+        # SSM-like losses normalise each distinct item once and index their negatives into it
+        self.indexed_negatives = self.loss_spec.indexed_negatives and self.num_negatives > 0
+        self.encode_distinct = (
+            needs_distinct_rows or not self.model.gathers_rows or self.indexed_negatives
+        )
+
+    # -- stage timing: off unless a benchmark sets ``stage_seconds`` to a dict -----------------
+    stage_seconds: dict[str, float] | None = None
+    _tick_at: float = 0.0
+
+    def _tick(self, stage: str | None) -> None:
+        """Charge the time since the last tick to ``stage`` (None: only restart the clock).
+        Synchronises a GPU when timing, so time lands where the work is."""
+        if self.stage_seconds is None:
+            return
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        now = time.perf_counter()
+        if stage is not None:
+            self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + now - self._tick_at
+        self._tick_at = now
 
     # -- one epoch --------------------------------------------------------------------------
     def _batch_loss(self, idx: torch.Tensor) -> torch.Tensor:
@@ -230,6 +250,7 @@ class Trainer:
                 self.cfg.negative_pool,
             )
             batch_items = torch.cat([items, neg.flatten()])
+        self._tick("sampling")
         if self.encode_distinct:
             # the loss or the decay needs the batch's distinct rows (or the encoder costs per row):
             # encode each distinct id once, then spread the rows over the interactions
@@ -237,16 +258,21 @@ class Trainer:
             uniq_items, inv_items = unique_ids(batch_items, self.data.num_items)
             user_out, item_out = self.model.encode(uniq_users, uniq_items)
             # index_select rather than x[idx]: a deterministic backward on CPU (same seed, same bits)
+            indexed = neg is not None and self.indexed_negatives
             user_rows, item_rows = (
                 user_out.index_select(0, inv_users),
-                item_out.index_select(0, inv_items),
+                item_out.index_select(0, inv_items[:size] if indexed else inv_items),
             )
         else:  # a plain row gather: one gather per table, one scatter in its backward
+            indexed = False
             user_rows, item_rows = self.model.encode(users, batch_items)
             # no distinct rows here: the decay term is zero and any uniformity is per interaction
             user_out, item_out = user_rows, item_rows
+        self._tick("encode")
         batch = LossBatch(user=user_rows, pos=item_rows[:size])
-        if neg is not None:
+        if indexed:  # negatives as ids into the distinct rows
+            batch.neg_rows, batch.neg_index = item_out, inv_items[size:].view(size, -1)
+        elif neg is not None:
             batch.neg = item_rows[size:].view(size, self.num_negatives, -1)
         if self.loss_spec.needs_uniformity_rows:
             per_interaction = self.cfg.uniformity_rows == "interactions"
@@ -256,9 +282,11 @@ class Trainer:
             batch.user_margin, batch.item_margin = self.margins(users, items)
         self._fill_extra_inputs(batch, items, user_rows, item_rows, user_out, item_out)
         loss = compute_loss(self.spec.loss, batch, **self.hparams)
-        return loss + batch_decay_penalty(
+        loss = loss + batch_decay_penalty(
             self.spec.decay, self.spec.weight_decay, user_out, item_out
         )
+        self._tick("loss")
+        return loss
 
     def _fill_extra_inputs(self, batch, items, user_rows, item_rows, user_out, item_out) -> None:
         """The inputs of ``losses.INPUT_FIELDS`` beyond rows, negatives, uniformity and margins.
@@ -300,6 +328,7 @@ class Trainer:
     def train_epoch(self) -> float:
         self.model.train()
         n = len(self.train_users)
+        self._tick(None)
         perm = self.epoch_order(n)
         total, batches = 0.0, 0
         show = sys.stderr.isatty()
@@ -315,9 +344,11 @@ class Trainer:
                 self.margins.clamp_()
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            self._tick("backward")
             self.optimizer.step()
             if self.margins is not None and not clamp_before:
                 self.margins.clamp_()
+            self._tick("optimizer")
             total += value
             batches += 1
             if show:

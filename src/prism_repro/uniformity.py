@@ -39,9 +39,14 @@ which the Jacobian of ``F.normalize`` annihilates exactly, so gradients with res
 unnormalised embeddings agree with the reference. Rows that are not unit-length give the
 dot-product form, not the pdist value: normalise first.
 
+MAWU's uniformity (``uniformity_tril``, Park et al. CIKM'23) is log mean over the full n x n
+matrix of exp(-t (2 - 2 tril(C, -1))), C the cosine matrix: the same S plus n(n+1)/2 constant
+entries exp(-2t) from the zeroed diagonal and upper triangle, so it shares this machinery and
+differs only in the closing formula (and a scalar factor on the gradient).
+
 Fewer than two rows: there is no pair, the mean is undefined (pdist gives NaN). Here the term is
-defined as 0 with a zero gradient, so a degenerate last batch cannot poison training.
-Double backward is not supported.
+defined as 0 with a zero gradient, so a degenerate last batch cannot poison training (MAWU's form
+has a value for one row: its one constant entry, -2t). Double backward is not supported.
 """
 
 from __future__ import annotations
@@ -51,7 +56,7 @@ import math
 
 import torch
 
-__all__ = ["uniformity", "uniformity_reference"]
+__all__ = ["uniformity", "uniformity_reference", "uniformity_tril"]
 
 _BLOCK_CPU = 1024  # largest CPU tile edge (n = 3,500 -> 4 blocks of 875); 512-1,024 measured alike
 _BLOCK_CUDA = 8192  # on a GPU a handful of big tiles is best (n = 3,500 is one tile)
@@ -124,7 +129,8 @@ def _tiled(
     bwd_dtype: torch.dtype,
     gram_dtype: torch.dtype | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Return (U, G) where G = (2t/S) W X (the gradient dU/dx) if ``grad`` else None.
+    """Return (ln S, G): S = sum_{a<b} exp(2t <x_a, x_b>), G = (2t/S) W X = d ln S / dx if
+    ``grad`` else None.
 
     ``gram_dtype``/``bwd_dtype``: operand dtypes of the Gram tiles and of the W X products (the
     input dtype unless a reduced-precision variant is asked for)."""
@@ -168,11 +174,9 @@ def _tiled(
                     if not diag:
                         acc[j0:j1] += torch.mm(tb.T, xb[i0:i1])
     s = s_off + 0.5 * s_diag
-    log_pairs = math.log(n * (n - 1) / 2.0)
-    u = torch.log(s) + (shift * math.log(2.0) - 2.0 * t - log_pairs)
     if grad:
         acc.mul_((2.0 * t) / s)
-    return u, acc
+    return torch.log(s) + shift * math.log(2.0), acc
 
 
 def _run(x: torch.Tensor, t: float, grad: bool, cfg: dict):
@@ -195,18 +199,35 @@ def _default_config(x: torch.Tensor) -> dict:
     return {"block": _BLOCK_CUDA, "bwd_dtype": x.dtype, "onednn": False}
 
 
+def _pairwise(log_s: torch.Tensor, n: int, t: float) -> tuple[torch.Tensor, float | torch.Tensor]:
+    """DirectAU: U = ln S - 2t - ln(n(n-1)/2); dU/d ln S = 1."""
+    return log_s - (2.0 * t + math.log(n * (n - 1) / 2.0)), 1.0
+
+
+def _tril(log_s: torch.Tensor, n: int, t: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """MAWU's quirk: V = ln((e^-2t S + K e^-2t) / n^2), K = n(n+1)/2 constant entries;
+    dV/d ln S = S / (S + K)."""
+    log_k = math.log(n * (n + 1) / 2.0)
+    value = torch.logaddexp(log_s, log_s.new_tensor(log_k)) - (2.0 * t + 2.0 * math.log(n))
+    return value, torch.sigmoid(log_s - log_k)
+
+
+_FORMS = {"pairwise": _pairwise, "tril": _tril}
+
+
 class _Uniformity(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, t, cfg):
-        u, g = _run(x, t, True, cfg)
-        ctx.save_for_backward(g)
-        return u
+    def forward(ctx, x, t, cfg, form):
+        log_s, g = _run(x, t, True, cfg)
+        value, scale = _FORMS[form](log_s, x.shape[0], t)
+        ctx.save_for_backward(g.mul_(scale))
+        return value
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out):
         (g,) = ctx.saved_tensors
-        return g * grad_out, None, None
+        return g * grad_out, None, None, None
 
 
 def uniformity(x: torch.Tensor, t: float = 2.0) -> torch.Tensor:
@@ -214,14 +235,35 @@ def uniformity(x: torch.Tensor, t: float = 2.0) -> torch.Tensor:
     return _uniformity(x, t)
 
 
-def _uniformity(x: torch.Tensor, t: float = 2.0, **overrides) -> torch.Tensor:
-    """``uniformity`` with the knobs (block, gram_dtype, bwd_dtype, onednn) overridable."""
+def uniformity_tril(x: torch.Tensor, t: float = 2.0) -> torch.Tensor:
+    """MAWU's uniformity of L2-normalised rows ``x`` (n, d), its ``tril`` constant term kept:
+
+    log mean over the full n x n matrix of exp(-t (2 - 2 tril(X X^T, -1))). The diagonal and the
+    upper triangle are zeroed by ``tril`` and so add n(n+1)/2 constant entries exp(-2t), so
+    V = ln(e^-2t (S + n(n+1)/2) / n^2) with S = sum_{a<b} exp(2t <x_a, x_b>), the sum the tiled
+    pairwise uniformity computes; dV/dx = S/(S + n(n+1)/2) d ln S/dx. One row: V = -2t (the 1 x 1
+    matrix is one constant entry), zero gradient. Same machinery, cost and gradient convention
+    as :func:`uniformity` (the function of the dot products, differentiated with x free).
+    """
+    if x.dim() == 2 and x.shape[0] == 0:
+        raise ValueError("uniformity_tril needs at least one row (the mean of nothing)")
+    return _uniformity(x, t, form="tril")
+
+
+def _uniformity(
+    x: torch.Tensor, t: float = 2.0, form: str = "pairwise", **overrides
+) -> torch.Tensor:
+    """``uniformity`` (or MAWU's ``form="tril"``) with the knobs (block, gram_dtype, bwd_dtype,
+    onednn) overridable."""
     if x.dim() != 2:
         raise ValueError(f"uniformity expects a 2-D tensor (n, d), got shape {tuple(x.shape)}")
-    if x.shape[0] < 2:  # no pair: defined as 0, zero gradient, still attached to the graph
-        return (x * 0).sum()
+    if x.shape[0] < 2:
+        # pairwise: no pair, defined as 0; tril: one constant entry, -2t. Zero gradient, still
+        # attached to the graph
+        return (x * 0).sum() - (2.0 * float(t) if form == "tril" else 0.0)
     cfg = {**_default_config(x), **overrides}
     x = x.contiguous()
     if torch.is_grad_enabled() and x.requires_grad:
-        return _Uniformity.apply(x, float(t), cfg)
-    return _run(x, float(t), False, cfg)[0]
+        return _Uniformity.apply(x, float(t), cfg, form)
+    log_s, _ = _run(x, float(t), False, cfg)
+    return _FORMS[form](log_s, x.shape[0], float(t))[0]

@@ -278,7 +278,7 @@ def theory_split(wildcards):
     if wildcards.graph == THEORY_GRAPH:
         return []
     seed = config["theory"]["split_seed"]
-    return [f"results/{wildcards.preset}/data/{wildcards.graph}/split_s{seed}.parquet"]
+    return [f"results/{wildcards.preset}/data/{wildcards.graph}/{DEFAULT_VARIANT}/split_s{seed}.parquet"]
 
 
 def simulate_args(wildcards):
