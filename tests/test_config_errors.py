@@ -62,3 +62,8 @@ def test_unknown_dataset_in_an_experiment_names_it_and_the_defined_ones():
     message = error(raw, {"preset": "paper"})
     assert "experiments.fig8.datasets" in message and "'Gowala'" in message
     assert "allowed values" in message and "Gowalla" in message
+
+
+def test_unknown_dataset_in_theory_names_the_key():
+    message = error(None, {"preset": "tiny", "theory": {"datasets": ["Gowala"]}})
+    assert "'theory.datasets'" in message and "'Gowala'" in message and "Gowalla" in message
