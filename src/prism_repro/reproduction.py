@@ -70,7 +70,10 @@ METHOD_LABELS = {"tuned_wd": "tuned weight decay", "prism": "PRISM (α = 1, no d
 # "Benchmarks" (`make bench`): MF + BPR 0.41 s and MF + DirectAU 4.47 s measured; SSM about 3x
 # BPR and MAWU about 1.5x DirectAU assumed (their fast paths are being built); non-linear MF 1.5x
 # and LightGCN 3x MF assumed. Validation (dot and cosine in one pass) 2.53-2.67 s measured: 2.6.
+# Figure 9's baselines train on BPR's pairs (ReSN, IPL: BPR plus a regulariser; MACR: BCE on the
+# same pairs): BPR's seconds assumed.
 TRAIN_SECONDS = {"bpr": 0.41, "ssm": 1.23, "directau": 4.47, "mawu": 6.71}
+TRAIN_SECONDS |= {loss: TRAIN_SECONDS["bpr"] for loss in ("resn", "ipl", "macr")}
 BACKBONE_FACTOR = {"mf": 1.0, "nlmf": 1.5, "lightgcn": 3.0}
 VALIDATION_SECONDS = 2.6
 CORES = 2
