@@ -7,7 +7,7 @@ TORCH_PIN ?= torch==2.13.0
 CORES ?= all
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: demo test lint bench slurm-profile slurm-test clean-tiny
+.PHONY: demo test test-fast lint bench slurm-profile slurm-test clean-tiny
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -21,6 +21,10 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q
+
+# the unit tests only (no Snakemake runs): for a quick check while editing
+test-fast: $(VENV)/.installed
+	$(PY) -m pytest -q -m "not slow"
 
 # engine vs a released-code-style loop on Gowalla from ../shared/data (skips where it is absent)
 BENCH_ARGS ?= --epochs 2
