@@ -1094,7 +1094,11 @@ def setup_section(inp: Inputs) -> str:
             "- BPR (Figure 1) and SSM (Table 1, Figure 10) runs also under the `released` variant "
             "(negatives from the batch, 20 SSM negatives, and the other released-code keys of "
             "docs/paper-vs-code.md), in experiments no figure reads, to tell which negative pool "
-            "reproduces the paper.",
+            "reproduces the paper;",
+            "- Figure 9's baselines at lr 1e-3 and weight decay 1e-6 (BPR and DirectAU are Figure "
+            "1's runs): ReSN's weight over {1e-5, 1e-4} and IPL's over {0.1, 1} chosen on "
+            "validation, MACR with c chosen on validation inside its run; PRISM + DirectAU with "
+            "alpha chosen on validation from Figure 4's runs.",
         ]
     )
 
