@@ -5,6 +5,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,7 +93,7 @@ class TinyBuilder:
 
     def __init__(self, root: Path):
         self.root, self.result, self.error, self.popen = root, None, None, None
-        self.stopped = False
+        self.stopped, self.seconds = False, None
         self.thread = threading.Thread(target=self._build, name="tiny-build", daemon=True)
 
     def _started(self, popen):
@@ -101,6 +102,7 @@ class TinyBuilder:
             popen.terminate()
 
     def _build(self):
+        t0 = time.perf_counter()
         try:
             root, tiny = copy_workflow(self.root), ("--config", "preset=tiny")
             sm = functools.partial(snakemake, root, started=self._started)
@@ -113,6 +115,7 @@ class TinyBuilder:
             self.result = TinyBuild(root, dry.stdout, files)
         except BaseException as err:  # raised again in the tests that use the build
             self.error = err
+        self.seconds = time.perf_counter() - t0
 
     def wait(self) -> TinyBuild:
         self.thread.join()
@@ -149,6 +152,13 @@ def pytest_collection_modifyitems(session, config, items):
         return
     _start_tiny_build()
     items[:] = [item for item in items if item not in needs] + needs
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _tiny_builder is not None and _tiny_builder.seconds is not None:
+        terminalreporter.write_line(
+            f"tiny preset build (in the background): {_tiny_builder.seconds:.0f} s"
+        )
 
 
 def pytest_sessionfinish(session, exitstatus):
