@@ -1012,7 +1012,7 @@ def runs_section(inp: Inputs) -> str:
         "",
         md_table(
             ["preset", "device", "CPU", "runs", "train time"],
-            [[p, d, c, str(n), hours(s)] for (p, d, c), (n, s) in by.iterrows()],
+            [[p, d, c, str(int(n)), hours(s)] for (p, d, c), (n, s) in by.iterrows()],
         ),
         "",
         md_table(

@@ -15,6 +15,9 @@ rule record_run:
         "results/{preset}/runs/{dataset}/{run}/record.csv",
     log:
         "results/{preset}/logs/record/{dataset}/{run}.log",
+    # before the next training job takes the core its run just freed: the row is committed
+    # as soon as possible, not when the whole sitting ends
+    priority: 100
     localrule: True
     conda:
         "../../envs/prism.yaml"
