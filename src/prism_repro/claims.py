@@ -415,14 +415,15 @@ DEBIAS_CLAIM = (
 def debias_claim(metrics: pd.DataFrame, experiments: tuple[str, ...] = ("fig9", "fig4")) -> dict:
     """Figure 9's claim, per dataset on the points the figure shows (validation-chosen settings,
     means over seeds): PRISM + DirectAU's ratio and overall NDCG are both the highest."""
+    not_run = {
+        "claim": DEBIAS_CLAIM,
+        "paper": np.nan,
+        "ours": np.nan,
+        "criterion": "",
+        "verdict": NOT_RUN,
+    }
     if "fig9" not in set(metrics.get("experiment", ())):
-        return {
-            "claim": DEBIAS_CLAIM,
-            "paper": np.nan,
-            "ours": np.nan,
-            "criterion": "",
-            "verdict": NOT_RUN,
-        }
+        return not_run
     points = debias_points(metrics[metrics["experiment"].isin(experiments)])
     points = points[points["variant"] == DEFAULT_VARIANT]  # the paper's setting
     wins = []
@@ -434,13 +435,7 @@ def debias_claim(metrics: pd.DataFrame, experiments: tuple[str, ...] = ("fig9", 
         ratio, ndcg = prism["ratio"].iloc[0], prism["ndcg"].iloc[0]
         wins.append(bool(ratio > others["ratio"].max() and ndcg > others["ndcg"].max()))
     if not wins:
-        return {
-            "claim": DEBIAS_CLAIM,
-            "paper": np.nan,
-            "ours": np.nan,
-            "criterion": "",
-            "verdict": NOT_RUN,
-        }
+        return not_run
     share = 100.0 * sum(wins) / len(wins)
     return {
         "claim": DEBIAS_CLAIM,
