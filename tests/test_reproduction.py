@@ -256,3 +256,12 @@ def test_preset_dry_run_records_every_run(workflow_copy):
         if len(parts) == 2 and parts[1].isdigit():
             counts[parts[0]] = int(parts[1])
     assert counts["train"] == 72 and counts["record_run"] == 72, counts
+
+
+def test_remaining_runs_are_estimated_at_the_measured_rates(rendered):
+    _, (doc, _) = rendered
+    # left out of the fabricated record: NL-MF + SSM released at lr 1e-2 and 1e-3 (60 and 250
+    # epochs) and PRISM (40); NL-MF + SSM measured at 7 s/epoch; two runs at a time
+    hours = (60 + 250 + 40) * 7.0 / 3600 / 2
+    assert f"Remaining: 3 runs, about {hours:.1f} h on 2 cores" in doc
+    assert "NonLinearMF + SSM 7.00 (estimate 4.45)" in doc

@@ -1046,7 +1046,47 @@ def cost_section(inp: Inputs) -> str:
             f"Measured so far: {len(done)} of {runs} runs, {hours(done['train_seconds'].sum())} "
             "of training (train seconds summed over runs; see Runs).",
         ]
+        left, left_hours, measured = remaining_estimate(inp)
+        rates = "; ".join(
+            f"{label(b, loss)} {f2(m)} (estimate {f2(e)})" for (b, loss), (m, e) in measured.items()
+        )
+        out += [
+            "",
+            "Measured seconds per epoch (median over recorded runs, each run one thread, two runs "
+            f"side by side as the record runs them; the estimate is for one {CORES}-core run): "
+            f"{rates}.",
+            "",
+            f"Remaining: {left} runs, about {left_hours:.1f} h on {CORES} cores at the measured "
+            "rates (two runs at a time; models not measured yet at their estimate scaled by the "
+            "median measured/estimated ratio).",
+        ]
     return "\n".join(out)
+
+
+def remaining_estimate(inp: Inputs) -> tuple[int, float, dict]:
+    """The preset's runs not in the record yet, and the hours they should take at the seconds
+    per epoch measured so far (per model; others at the estimate times the median ratio of
+    measured to estimated). Returns (runs, hours, {(backbone, loss): (measured, estimate)})."""
+    from prism_repro.grid import all_candidate_runs
+
+    cap = int(inp.config["train"]["max_epochs"])
+    done = inp.rows[inp.rows["preset"] == inp.preset]
+    measured = done.groupby(["backbone", "loss"])["seconds_per_epoch"].median().to_dict()
+    estimates = {}
+    for run in done["run"]:
+        spec = RunSpec.parse(run)
+        estimates[(spec.backbone, spec.loss)] = seconds_per_epoch(spec)
+    pairs = {key: (measured[key], estimates[key]) for key in sorted(measured)}
+    scale = float(np.median([m / e for m, e in pairs.values()])) if pairs else 1.0
+    recorded = set(done["run"])
+    left, seconds = 0, 0.0
+    for dataset, spec in all_candidate_runs(inp.config):
+        if dataset != inp.dataset or spec.run_id in recorded:
+            continue
+        rate = measured.get((spec.backbone, spec.loss), seconds_per_epoch(spec) * scale)
+        left += 1
+        seconds += expected_epochs(spec, cap) * rate
+    return left, seconds / 3600 / CORES, pairs
 
 
 def runs_section(inp: Inputs) -> str:
