@@ -18,6 +18,7 @@ from prism_repro.reproduction import (
     MATCH,
     MISS,
     NOT_RUN,
+    PROVISIONAL,
     REPRODUCED,
     Inputs,
     build,
@@ -159,6 +160,26 @@ def test_table1_cells_select_lr_on_validation_and_give_verdicts(rendered):
     assert cells.loc[("nlmf", "ssm", "tuned_wd", "released"), "verdict"] == NOT_RUN
     # MF SSM released WD matches too, and the three affine NL-MF PRISM cells
     assert (cells["verdict"] == MATCH).sum() == 12 - 1 + 1 + 3
+
+
+def test_a_cell_missing_a_tuning_candidate_is_provisional(rendered):
+    inp, _ = rendered
+    # MF + DirectAU tuned weight decay without its lr 1e-2 candidate: the lr 1e-3 run alone
+    record = inp.record[inp.record["run"] != "mf_directau-g1_full1e-06_xavier_lr0.01_s123"]
+    assert len(record) == len(inp.record) - 1
+    partial = Inputs(
+        record=record, investigations=inp.investigations, config=inp.config, preset=PRESET
+    )
+    cells = table1_cells(partial).set_index(["backbone", "loss", "method", "variant"])
+    au = cells.loc[("mf", "directau", "tuned_wd", "paper")]
+    assert au["verdict"] == f"{PROVISIONAL} ({MATCH} on 1 of 2 candidates)"
+    assert au["ours"] == pytest.approx(0.1176)
+    # a provisional miss keeps its cause; complete cells keep their plain verdicts
+    assert cells.loc[("mf", "ssm", "prism", "paper"), "cause"] == CAUSE
+    assert cells.loc[("mf", "mawu", "tuned_wd", "paper"), "verdict"] == MATCH
+    doc, _ = render(partial)
+    # counted apart from the matches
+    assert "- Table 1, Gowalla: 14 matches, 2 misses, 5 not run yet, 1 provisional (of 22" in doc
 
 
 def test_document_has_every_figure_and_the_claims(rendered):
