@@ -286,3 +286,14 @@ def test_remaining_runs_are_estimated_at_the_measured_rates(rendered):
     hours = (60 + 250 + 40) * 7.0 / 3600 / 2
     assert f"Remaining: 3 runs, about {hours:.1f} h on 2 cores" in doc
     assert "NonLinearMF + SSM 7.00 (estimate 4.45)" in doc
+
+
+def test_figure9_verdict_waits_for_every_setting(rendered):
+    inp, _ = rendered
+    record = inp.record[inp.record["run"] != "mf_resn-w1e-05_full1e-06_xavier_lr0.001_s123"]
+    assert len(record) == len(inp.record) - 1
+    partial = Inputs(record=record, investigations={}, config=inp.config, preset=PRESET)
+    doc, _ = render(partial)
+    line = next(x for x in doc.splitlines() if x.startswith("| Figure 9: PRISM"))
+    # Figure 9's 7 baseline settings and Figure 4's 5 alphas
+    assert "; 11 of 12 settings recorded |" in line and line.endswith(f"| {NOT_RUN} | — |")
