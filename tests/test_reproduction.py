@@ -172,7 +172,7 @@ def test_a_cell_missing_a_tuning_candidate_is_provisional(rendered):
     )
     cells = table1_cells(partial).set_index(["backbone", "loss", "method", "variant"])
     au = cells.loc[("mf", "directau", "tuned_wd", "paper")]
-    assert au["verdict"] == f"{PROVISIONAL} ({MATCH} on 1 of 2 candidates)"
+    assert au["verdict"] == f"{PROVISIONAL} ({MATCH} on 1 of 2 settings)"
     assert au["ours"] == pytest.approx(0.1176)
     # a provisional miss keeps its cause; complete cells keep their plain verdicts
     assert cells.loc[("mf", "ssm", "prism", "paper"), "cause"] == CAUSE
@@ -296,4 +296,8 @@ def test_figure9_verdict_waits_for_every_setting(rendered):
     doc, _ = render(partial)
     line = next(x for x in doc.splitlines() if x.startswith("| Figure 9: PRISM"))
     # Figure 9's 7 baseline settings and Figure 4's 5 alphas
-    assert "; 11 of 12 settings recorded |" in line and line.endswith(f"| {NOT_RUN} | — |")
+    assert line.endswith(f"| {PROVISIONAL} ({REPRODUCED} on 11 of 12 settings) | — |")
+    claim = next(x for x in doc.splitlines() if x.startswith("| PRISM + DirectAU has the best"))
+    assert f"| {PROVISIONAL} ({REPRODUCED} on 11 of 12 settings) |" in claim
+    # the claims that read none of those runs keep their verdicts
+    assert "Claims: 7 reproduced, 1 not reproduced, 0 not run yet, 1 provisional" in doc
