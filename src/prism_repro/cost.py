@@ -38,6 +38,7 @@ import yaml
 
 from prism_repro import grid
 from prism_repro.config import ConfigError, resolve_config
+from prism_repro.debias import validation_passes
 from prism_repro.errors import UserError
 from prism_repro.selection import group_columns
 
@@ -146,7 +147,8 @@ def estimate(
         elif seconds is not None:
             hit = _lookup(seconds, cell)
             if hit is not None:
-                per_epoch = float(hit["train_s"]) + float(hit["validate_s"])
+                passes = validation_passes(row["loss"])
+                per_epoch = float(hit["train_s"]) + passes * float(hit["validate_s"])
                 source = str(hit.get("source", "")) or "seconds table"
         runs = row["candidate_runs"] + row["added_by_selection_at_most"]
         rows.append(
