@@ -174,7 +174,12 @@ def test_a_cell_missing_a_tuning_candidate_is_provisional(rendered):
     au = cells.loc[("mf", "directau", "tuned_wd", "paper")]
     assert au["verdict"] == f"{PROVISIONAL} ({MATCH} on 1 of 2 settings)"
     assert au["ours"] == pytest.approx(0.1176)
-    # a provisional miss keeps its cause; complete cells keep their plain verdicts
+    # a provisional miss shows its cause when one is written, else nothing yet
+    provisional_miss = f"{PROVISIONAL} ({MISS} on 1 of 2 settings)"
+    assert partial.cause("table1/MF/SSM/prism/paper", provisional_miss) == CAUSE
+    assert partial.cause("table1/MF/SSM/tuned_wd/paper", provisional_miss) == ""
+    assert partial.cause("table1/MF/SSM/tuned_wd/paper", MISS).startswith("not investigated")
+    # complete cells keep their plain verdicts
     assert cells.loc[("mf", "ssm", "prism", "paper"), "cause"] == CAUSE
     assert cells.loc[("mf", "mawu", "tuned_wd", "paper"), "verdict"] == MATCH
     doc, _ = render(partial)

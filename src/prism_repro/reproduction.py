@@ -246,6 +246,8 @@ class Inputs:
         if underlying(outcome) not in (MISS, NOT_REPRODUCED):
             return ""
         text = self.investigations.get(key)
+        if not text and outcome.startswith(PROVISIONAL):
+            return ""  # not a verdict yet: investigated once its settings are all run
         return str(text).strip() if text else f"{NOT_INVESTIGATED} (key `{key}`)"
 
 
@@ -384,7 +386,7 @@ def _cell(inp, paper, final, backbone, loss, method, variant) -> dict:
         "ratio": ours / p_mean if p_mean else float("nan"),
         "verdict": outcome,
         "key": key,
-        "cause": inp.cause(key, found),
+        "cause": inp.cause(key, outcome),
     }
 
 
