@@ -221,6 +221,23 @@ def test_macr_ranking_rows_score_the_counterfactual(c):
         assert torch.allclose(rank_users @ rank_items.T, factual, atol=1e-6)
 
 
+def test_macr_offsets_order_each_user_as_the_counterfactual_score_of_each_c():
+    model = _macr(c_grid=(0.0, 0.7, 3.0))
+    with torch.no_grad():
+        users, items, offsets = model.ranking_offsets()
+        assert offsets.shape == (3, model.num_items)
+        for c, offset in zip(model.c_grid, offsets):
+            model.set_inference(c=c)
+            rank_users, rank_items = model.ranking_outputs()
+            full = rank_users @ rank_items.T
+            shared = users @ items.T + offset
+            # the same scores up to one positive factor per user: sigmoid(y_u)
+            factor = full / shared
+            assert torch.allclose(factor, factor[:, :1].expand_as(factor), rtol=1e-5)
+            assert (factor > 0).all()
+            assert torch.equal(full.argsort(1), shared.argsort(1))
+
+
 def test_macr_loss_hand_computed():
     # y_k: pos <(1,0),(2,0)> = 2, neg <(1,0),(0,1)> = 0; y_u = 0, y_i: pos 0, neg ln 3
     # fused: pos 2 * 1/2 * 1/2 = 0.5, neg 0

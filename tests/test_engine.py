@@ -197,6 +197,23 @@ def test_a_saved_macr_model_reloads_with_its_c(data, tmp_path):
     assert float(model.c) == float(state.best_state["model.c"])
 
 
+def test_macr_validation_from_one_product_equals_one_pass_per_c(data):
+    """The trainer's shared-product validation of every c gives the NDCG and the choice of c
+    that scoring each c's counterfactual rows on its own gives (every other model's path)."""
+    cfg = EngineConfig(dim=16, max_epochs=3, patience=100, batch_size=512, device="cpu")
+    shared, _ = fit(data, "mf_macr_full1e-06_xavier_lr0.01_s7", cfg)
+    looped = Trainer(RunSpec.parse("mf_macr_full1e-06_xavier_lr0.01_s7"), data, cfg, "Synthetic")
+    looped.model.load_state_dict(shared.model.state_dict())
+    looped.model.ranking_offsets = lambda: None
+    results = []
+    for grid in ((0.0, 5.0, 30.0), (30.0,), (5.0,)):  # the default's choice, then each c alone
+        shared.model.c_grid = looped.model.c_grid = grid
+        results.append(shared.validate())
+        assert results[-1] == looped.validate(), grid
+        assert float(shared.model.c) == float(looped.model.c)
+    assert results[1] != results[2]  # c changes the ranking here
+
+
 @pytest.fixture(scope="module")
 def random_baseline(data):
     return random_ranking_ndcg(data)

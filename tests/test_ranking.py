@@ -6,7 +6,14 @@ import torch
 import torch.nn.functional as F
 
 from prism_repro import ranking
-from prism_repro.ranking import UserItemSets, evaluate_ranking, evaluate_rankings, topk_items
+from prism_repro.ranking import (
+    UserItemSets,
+    evaluate_offset_rankings,
+    evaluate_ranking,
+    evaluate_rankings,
+    topk_items,
+    topk_items_offsets,
+)
 
 
 def random_case(num_users=37, num_items=53, dim=6, seed=0):
@@ -109,3 +116,50 @@ def test_topk_items_is_the_same_with_and_without_grouping(monkeypatch):
     plain = topk_items(users, items, torch.arange(40), known, 20, ("dot", "cosine"))
     for score in ("dot", "cosine"):
         assert torch.equal(grouped[score], plain[score])
+
+
+@pytest.mark.parametrize("block_bytes", [4 * 53, 4 * 53 * 5, 2**30])
+def test_offset_rankings_equal_brute_force_with_the_offset_as_a_column(monkeypatch, block_bytes):
+    monkeypatch.setitem(ranking.SCORE_BLOCK_BYTES, "cpu", block_bytes)
+    users, items, train, _ = random_case(seed=5)
+    known = UserItemSets(train, len(users), "cpu")
+    g = torch.Generator().manual_seed(1)
+    offsets = torch.stack([torch.zeros(len(items)), -3 * torch.rand(len(items), generator=g)])
+    tops = topk_items_offsets(users, items, offsets, torch.arange(len(users)), [known], 5)
+    assert len(tops) == 2
+    assert torch.equal(
+        tops[0], topk_items(users, items, torch.arange(len(users)), [known], 5)["dot"]
+    )
+    # u . i + o_i is the dot product of [u, 1] and [i, o_i]
+    ones = torch.ones(len(users), 1)
+    want = brute_force_topk(
+        torch.cat([users, ones], 1), torch.cat([items, offsets[1, :, None]], 1), train, 5, "dot"
+    )
+    assert torch.equal(tops[1], want)
+    assert not torch.equal(tops[0], tops[1])  # the offset really reorders
+
+
+def test_offset_evaluation_equals_evaluating_each_offset_alone():
+    users, items, train, val = random_case(seed=7)
+    n = len(users)
+    sets = (
+        UserItemSets(val, n, "cpu"),
+        [UserItemSets(train, n, "cpu")],
+        torch.arange(len(items)) % 3,
+        10,
+    )
+    offsets = torch.stack([torch.zeros(len(items)), torch.linspace(-2, 0, len(items))])
+    together = evaluate_offset_rankings(users, items, offsets, *sets)
+    alone = [
+        evaluate_rankings(
+            torch.cat([users, torch.ones(n, 1)], 1), torch.cat([items, o[:, None]], 1), *sets
+        )["dot"]
+        for o in offsets
+    ]
+    assert together == alone
+
+
+def test_offsets_must_have_one_column_per_item():
+    users, items, train, _ = random_case()
+    with pytest.raises(ValueError, match="offsets must be"):
+        topk_items_offsets(users, items, torch.zeros(2, 5), torch.arange(3), [], 5)

@@ -103,6 +103,12 @@ class Encoder(nn.Module):
         """
         return self.forward()
 
+    def ranking_offsets(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+        """(user rows, item rows, offsets) such that setting j of :meth:`inference_options` ranks
+        each user's items as u . i + offsets[j, i] does, so validation scores every setting from
+        one matrix product; None (the default) when the settings are not such a family."""
+        return None
+
     def inference_options(self) -> list[dict]:
         """Inference-time settings validation chooses among (keyword arguments of
         :meth:`set_inference`); one empty setting when there is nothing to choose."""

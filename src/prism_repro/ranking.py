@@ -85,6 +85,23 @@ def topk_rows(block: torch.Tensor, k: int) -> torch.Tensor:
     return torch.where(in_groups, grouped, full * g + pos - k * g)
 
 
+def masked_blocks(
+    user_out: torch.Tensor, item_out: torch.Tensor, users: torch.Tensor, known: list[UserItemSets]
+):
+    """Yield (chunk size, dot-product score block) per user chunk, each user's known items -inf."""
+    num_items = item_out.shape[0]
+    chunk = chunk_rows(num_items, user_out.device)
+    item_t = item_out.t().contiguous()
+    for start in range(0, len(users), chunk):
+        batch = users[start : start + chunk]
+        block = user_out[batch] @ item_t
+        flat = block.view(-1)
+        for sets in known:
+            rows, items = sets.rows_of(batch)
+            flat.index_fill_(0, rows * num_items + items, float("-inf"))
+        yield batch, block
+
+
 def topk_items(
     user_out: torch.Tensor,
     item_out: torch.Tensor,
@@ -102,28 +119,49 @@ def topk_items(
     unknown = [s for s in scores if s not in SCORES]
     if unknown or not scores:
         raise ValueError(f"scores must be a non-empty subset of {SCORES}, got {scores!r}")
-    num_items = item_out.shape[0]
-    chunk = chunk_rows(num_items, user_out.device)
-    item_t = item_out.t().contiguous()
     if "cosine" in scores:
         eps = 1e-12
         inv_user = user_out.norm(dim=1).clamp_min(eps).reciprocal()
         inv_item = item_out.norm(dim=1).clamp_min(eps).reciprocal()
     out = {score: [] for score in scores}
-    for start in range(0, len(users), chunk):
-        batch = users[start : start + chunk]
-        block = user_out[batch] @ item_t
-        flat = block.view(-1)
-        for sets in known:
-            rows, items = sets.rows_of(batch)
-            flat.index_fill_(0, rows * num_items + items, float("-inf"))
+    for batch, block in masked_blocks(user_out, item_out, users, known):
         if "dot" in scores:
             out["dot"].append(topk_rows(block, k))
         if "cosine" in scores:
             block.mul_(inv_user[batch, None]).mul_(inv_item)
             out["cosine"].append(topk_rows(block, k))
-    empty = torch.zeros(0, k, dtype=torch.long, device=user_out.device)
-    return {score: torch.cat(parts) if parts else empty for score, parts in out.items()}
+    return {score: _stack(parts, k, user_out.device) for score, parts in out.items()}
+
+
+def topk_items_offsets(
+    user_out: torch.Tensor,
+    item_out: torch.Tensor,
+    offsets: torch.Tensor,
+    users: torch.Tensor,
+    known: list[UserItemSets],
+    k: int,
+) -> list[torch.Tensor]:
+    """Top-k item ids (users, k) for each ranking u . i + offsets[j, i], excluding known items.
+
+    Rankings that differ only by a per-item offset (MACR's counterfactual c) share one matrix
+    product and one masking per chunk; each then costs one addition and one top-k."""
+    if offsets.ndim != 2 or offsets.shape[1] != item_out.shape[0]:
+        raise ValueError(
+            f"offsets must be (settings, {item_out.shape[0]} items), got {tuple(offsets.shape)}"
+        )
+    out = [[] for _ in range(len(offsets))]
+    scratch = None
+    for _, block in masked_blocks(user_out, item_out, users, known):
+        if scratch is None or scratch.shape != block.shape:
+            scratch = torch.empty_like(block)
+        for parts, offset in zip(out, offsets):
+            torch.add(block, offset, out=scratch)  # -inf + finite stays -inf
+            parts.append(topk_rows(scratch, k))
+    return [_stack(parts, k, user_out.device) for parts in out]
+
+
+def _stack(parts: list[torch.Tensor], k: int, device) -> torch.Tensor:
+    return torch.cat(parts) if parts else torch.zeros(0, k, dtype=torch.long, device=device)
 
 
 def evaluate_rankings(
@@ -138,23 +176,57 @@ def evaluate_rankings(
 ) -> dict[str, dict]:
     """Per score: NDCG@k overall (and per popularity stratum) over users with a held-out item."""
     with torch.no_grad():
-        users = torch.nonzero(heldout.counts > 0).flatten()
+        users = heldout_users(heldout)
         tops = topk_items(user_out, item_out, users, known, k, scores)
-        num_items = item_out.shape[0]
-        held_keys = heldout.items + num_items * torch.repeat_interleave(
-            torch.arange(len(heldout.counts), device=users.device), heldout.counts
-        )
-        n_rel = heldout.counts[users]
-        results = {}
-        for score, top in tops.items():
-            hits = torch.isin(top + num_items * users[:, None], held_keys)
-            result = {"ndcg": mean_over_users(ndcg(hits, n_rel)), "users": int(len(users))}
-            if strata:
-                parts = stratified_ndcg(hits, item_stratum[top], n_rel)
-                for s, name in enumerate(("popular", "neutral", "unpopular")):
-                    result[f"ndcg_{name}"] = mean_over_users(parts[:, s])
-            results[score] = result
-    return results
+        return {
+            score: score_topk(top, users, heldout, item_stratum, item_out.shape[0], strata)
+            for score, top in tops.items()
+        }
+
+
+def evaluate_offset_rankings(
+    user_out,
+    item_out,
+    offsets: torch.Tensor,
+    heldout: UserItemSets,
+    known: list[UserItemSets],
+    item_stratum: torch.Tensor,
+    k: int,
+    strata: bool = True,
+) -> list[dict]:
+    """NDCG@k (as :func:`evaluate_rankings`' dot score) of each ranking u . i + offsets[j]."""
+    with torch.no_grad():
+        users = heldout_users(heldout)
+        tops = topk_items_offsets(user_out, item_out, offsets, users, known, k)
+        return [
+            score_topk(top, users, heldout, item_stratum, item_out.shape[0], strata) for top in tops
+        ]
+
+
+def heldout_users(heldout: UserItemSets) -> torch.Tensor:
+    return torch.nonzero(heldout.counts > 0).flatten()
+
+
+def score_topk(
+    top: torch.Tensor,
+    users: torch.Tensor,
+    heldout: UserItemSets,
+    item_stratum: torch.Tensor,
+    num_items: int,
+    strata: bool,
+) -> dict:
+    """NDCG@k of top-k lists (users, k) against the held-out items, overall and per stratum."""
+    held_keys = heldout.items + num_items * torch.repeat_interleave(
+        torch.arange(len(heldout.counts), device=users.device), heldout.counts
+    )
+    n_rel = heldout.counts[users]
+    hits = torch.isin(top + num_items * users[:, None], held_keys)
+    result = {"ndcg": mean_over_users(ndcg(hits, n_rel)), "users": int(len(users))}
+    if strata:
+        parts = stratified_ndcg(hits, item_stratum[top], n_rel)
+        for s, name in enumerate(("popular", "neutral", "unpopular")):
+            result[f"ndcg_{name}"] = mean_over_users(parts[:, s])
+    return result
 
 
 def evaluate_ranking(

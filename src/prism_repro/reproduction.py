@@ -1112,8 +1112,8 @@ def cost_section(inp: Inputs) -> str:
         f"every run at the {cap}-epoch cap: {upper:.1f} h. "
         f"Seconds per epoch (training + {VALIDATION_SECONDS} s validation, {CORES} cores, "
         "AVX-512): MF + BPR 0.41 and MF + DirectAU 4.47 measured (README, Benchmarks); SSM 3x "
-        "BPR, MAWU 1.5x DirectAU, non-linear MF 1.5x and LightGCN 3x MF assumed; MACR validates "
-        f"once per c ({validation_passes('macr')} passes an epoch). Epochs per run "
+        "BPR, MAWU 1.5x DirectAU, non-linear MF 1.5x and LightGCN 3x MF assumed; MACR scores its "
+        f"13 c from one product per chunk ({validation_passes('macr'):g} passes an epoch). Epochs per run "
         "(early stopping included): PRISM 40 and no, batched or 1e-8 decay 30 (as measured on "
         "Gowalla), weight decay 1e-6 at lr 1e-3 250 (the paper's 249 on Gowalla; ours was still "
         "improving at 147 of 150), at lr 1e-2 60, 1e-4 100 (assumed).",

@@ -38,7 +38,7 @@ from prism_repro.losses import (
 from prism_repro.models import build_encoder
 from prism_repro.optim import FusedAdam, has_fused_adam
 from prism_repro.provenance import provenance
-from prism_repro.ranking import UserItemSets, evaluate_rankings
+from prism_repro.ranking import UserItemSets, evaluate_offset_rankings, evaluate_rankings
 from prism_repro.registry import resolve
 from prism_repro.runspec import RunSpec
 from prism_repro.sampling import sample_negatives, unique_ids
@@ -389,24 +389,24 @@ class Trainer:
         c) is scored with each and left at the best, which its state then records."""
         self.model.eval()
         scores = ("dot", "cosine") if self.cfg.cosine_validation else ("dot",)
-        best, best_setting = None, {}
+        options = self.model.inference_options()
+        sets = (self.val_sets, [self.train_sets], self.item_stratum, self.cfg.k)
         with torch.no_grad():
-            for setting in self.model.inference_options():
-                self.model.set_inference(**setting)
-                user_out, item_out = self.model.ranking_outputs()
-                result = evaluate_rankings(
-                    user_out,
-                    item_out,
-                    self.val_sets,
-                    [self.train_sets],
-                    self.item_stratum,
-                    self.cfg.k,
-                    scores,
-                    strata=False,
-                )
-                if best is None or result["dot"]["ndcg"] > best["dot"]["ndcg"]:
-                    best, best_setting = result, setting
-            self.model.set_inference(**best_setting)
+            family = None if "cosine" in scores else self.model.ranking_offsets()
+            if family is not None:
+                ranked = evaluate_offset_rankings(*family, *sets, strata=False)
+                results = [{"dot": result} for result in ranked]
+            else:
+                results = []
+                for setting in options:
+                    self.model.set_inference(**setting)
+                    user_out, item_out = self.model.ranking_outputs()
+                    results.append(
+                        evaluate_rankings(user_out, item_out, *sets, scores, strata=False)
+                    )
+            best_at = max(range(len(options)), key=lambda j: (results[j]["dot"]["ndcg"], -j))
+            best = results[best_at]
+            self.model.set_inference(**options[best_at])
         out = {"val_ndcg": best["dot"]["ndcg"]}
         if "cosine" in best:
             out["val_ndcg_cosine"] = best["cosine"]["ndcg"]
