@@ -224,6 +224,8 @@ def test_negative_pool_sentence_names_the_nearer_variant(rendered):
     _, (doc, _) = rendered
     # MF + SSM: paper variant WD on the paper's mean; released the same here: ties go to paper
     assert "`paper` reproduces the paper's numbers more closely" in doc
+    # each variant is named by what it changes, not by the negative pool alone
+    assert "`paper` and `released` (`negative_pool`: uniform over the batch's" in doc
 
 
 def test_cost_table_counts_every_run_of_the_preset(config):

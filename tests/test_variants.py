@@ -15,7 +15,13 @@ from prism_repro.data.synthetic import generate
 from prism_repro.grid import experiment_runs
 from prism_repro.runspec import RunSpec
 from prism_repro.train import ENGINE_VARIANT_KEYS, EngineConfig, Trainer
-from prism_repro.variants import VARIANT_KEYS, data_variant, render_paper_vs_code, variant_settings
+from prism_repro.variants import (
+    VARIANT_KEYS,
+    data_variant,
+    render_paper_vs_code,
+    variant_difference,
+    variant_settings,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = REPO / "workflow/schemas/config.schema.yaml"
@@ -57,6 +63,24 @@ def test_every_variant_key_is_documented_with_both_sides_and_each_value():
         assert f"`{key.name}`" in text and key.paper and key.released
         for name in config["variants"]:
             assert variant_settings(config, name)[key.name] in key.choices
+
+
+def test_a_variant_is_described_by_the_keys_it_changes():
+    config = {
+        "variants": {
+            "paper": {"negative_pool": "all", "nlmf_relu": True, "ssm_negatives": 10},
+            "affine": {"nlmf_relu": False},
+            "released": {"negative_pool": "batch", "nlmf_relu": False, "ssm_negatives": 20},
+            "same": {"negative_pool": "all"},
+        }
+    }
+    assert variant_difference(config, "affine") == "`nlmf_relu`: no activation (affine towers)"
+    released = variant_difference(config, "released")
+    assert "`negative_pool`: uniform over the batch's distinct positive items" in released
+    assert "`ssm_negatives`" in released and "`nlmf_relu`" in released
+    assert variant_difference(config, "same") == "the default"
+    with pytest.raises(KeyError, match="unknown variant"):
+        variant_difference(config, "nope")
 
 
 def test_engine_defaults_are_the_paper_variant():

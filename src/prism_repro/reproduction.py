@@ -46,6 +46,7 @@ from prism_repro.picks import (
 from prism_repro.record import preset_config, read_record
 from prism_repro.runspec import DEFAULT_VARIANT, RunSpec, fmt_num
 from prism_repro.table1 import BACKBONE_NAMES, LOSS_NAMES, percent_diff, published
+from prism_repro.variants import variant_difference
 
 __all__ = [
     "verdict",
@@ -470,12 +471,12 @@ def table1_section(inp: Inputs, cells: pd.DataFrame) -> str:
         paper = percent_diff(by.at["prism", "paper_mean"], by.at["tuned_wd", "paper_mean"])
         rows.append([label(backbone, loss), variant, pct(ours), pct(paper)])
     out.append(md_table(["cell", "variant", "ours", "paper"], rows))
-    out += ["", _pool_sentence(cells)]
+    out += ["", _pool_sentence(cells, inp.config or {})]
     return "\n".join(out)
 
 
-def _pool_sentence(cells: pd.DataFrame) -> str:
-    """Which variant's SSM cells land nearer the paper (the negative pool question)."""
+def _pool_sentence(cells: pd.DataFrame, config: Mapping) -> str:
+    """Which variant's cells land nearer the paper, each variant named by what it changes."""
     other = cells[cells["variant"] != DEFAULT_VARIANT]
     if other.empty:
         return "No cell was run under another variant."
@@ -493,11 +494,14 @@ def _pool_sentence(cells: pd.DataFrame) -> str:
         err_p = (both["ours_p"] - both["paper_mean_p"]).abs().mean()
         err_v = (both["ours_v"] - both["paper_mean_p"]).abs().mean()
         nearer = DEFAULT_VARIANT if err_p <= err_v else variant
+        try:
+            change = variant_difference(config, variant)
+        except KeyError:
+            change = "not defined in config.yaml"
         parts.append(
-            f"Over the {len(both)} cell(s) run under both `{DEFAULT_VARIANT}` (negatives from all "
-            f"items) and `{variant}` (the released code: negatives from the batch, and the other "
-            f"keys of docs/paper-vs-code.md), the mean distance to the paper's mean is "
-            f"{err_p:.4f} and {err_v:.4f}: `{nearer}` reproduces the paper's numbers more closely."
+            f"Over the {len(both)} cell(s) run under both `{DEFAULT_VARIANT}` and `{variant}` "
+            f"({change}), the mean distance to the paper's mean is {err_p:.4f} and "
+            f"{err_v:.4f}: `{nearer}` reproduces the paper's numbers more closely."
         )
     return " ".join(parts)
 

@@ -28,6 +28,7 @@ __all__ = [
     "VARIANT_KEYS",
     "variant_settings",
     "data_variant",
+    "variant_difference",
     "render_paper_vs_code",
 ]
 
@@ -220,6 +221,20 @@ def variant_settings(config: Mapping, name: str) -> dict:
         raise KeyError(f"unknown variant {name!r}; defined: {', '.join(variants)}")
     base = dict(variants.get(DEFAULT_VARIANT) or {})
     return {**base, **(variants[name] or {})}
+
+
+def variant_difference(config: Mapping, name: str) -> str:
+    """What variant ``name`` changes against the default, in words: "key: meaning; ..." over the
+    keys whose value differs ("the default" when none does)."""
+    base, mine = variant_settings(config, DEFAULT_VARIANT), variant_settings(config, name)
+    parts = []
+    for key, value in mine.items():
+        if base.get(key) == value:
+            continue
+        spec = VARIANT_KEYS.get(key)
+        meaning = spec.meaning.get(value, _fmt(value)) if spec else _fmt(value)
+        parts.append(f"`{key}`: {meaning}")
+    return "; ".join(parts) or "the default"
 
 
 def data_variant(config: Mapping, name: str) -> str:
