@@ -67,6 +67,8 @@ PAPER = (
     "A Popularity Perspective\", KDD'25 (arXiv 2505.11318)"
 )
 MATCH, MISS, NOT_RUN = "matches", "misses", "not run yet"
+# a variant's cell the preset never runs, shown beside the run one of the same variant
+NOT_PLANNED = "not in the preset"
 # a verdict on some of the settings it needs (a candidate the record lacks may still change the
 # validation choice, or a sweep point the trend): "provisional (<verdict> on k of n settings)"
 PROVISIONAL = "provisional"
@@ -368,7 +370,8 @@ def _cell(inp, paper, final, backbone, loss, method, variant) -> dict:
     p_std = float(ref["ndcg20_std"].iloc[0]) if len(ref) else float("nan")
     ours = float(part["test_ndcg"].mean()) if len(part) else float("nan")
     found = verdict(ours, p_mean, p_std)
-    outcome = provisional(found, _candidates(inp, METHODS[method], backbone, loss, variant))
+    settings = _candidates(inp, METHODS[method], backbone, loss, variant)
+    outcome = NOT_PLANNED if settings[0] == 0 and part.empty else provisional(found, settings)
     key = f"table1/{BACKBONE_NAMES[backbone]}/{LOSS_NAMES[loss]}/{method}/{variant}"
     return {
         "backbone": backbone,
@@ -419,7 +422,8 @@ def table1_section(inp: Inputs, cells: pd.DataFrame) -> str:
         "the paper's Table 1 (mean ± std over 3 seeds). Verdict: *matches* when ours is within "
         "5 % of the paper's mean or within 2 of its standard deviations, else *misses*; "
         "*provisional* while the record lacks some of the cell's candidate settings (the "
-        "learning rate chosen on validation so far may still change). "
+        "learning rate chosen on validation so far may still change); *not in the preset* for a "
+        "variant's cell the preset does not run, shown beside the one it does. "
         "Settings: the learning rate chosen on validation, weight decay, best / stopped epoch "
         "(of the epoch cap).",
         "",
@@ -1328,6 +1332,11 @@ def render(inp: Inputs) -> tuple[str, str]:
         f"- Table 1, {inp.dataset}: "
         + ", ".join(f"{counts.get(v, 0)} {v}" for v in (MATCH, MISS, NOT_RUN))
         + f", {cells['verdict'].str.startswith(PROVISIONAL).sum()} {PROVISIONAL}"
+        + (
+            f", {counts[NOT_PLANNED]} {NOT_PLANNED} (a variant's other method, for comparison)"
+            if counts.get(NOT_PLANNED)
+            else ""
+        )
         + f" (of {len(cells)} cells).",
         "- Figure checks: " + _count([c.verdict for c in checks]) + ".",
         "- Claims: " + _count([r["verdict"] for r in claim_rows]) + ".",
