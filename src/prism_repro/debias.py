@@ -317,8 +317,7 @@ class MACR(Encoder):
         """Every c at once: per user, (y_k - c) sigmoid(y_i) sigmoid(y_u) orders items as
         u . i sigmoid(y_i) - c sigmoid(y_i) does (sigmoid(y_u) > 0 is one factor per user)."""
         users, items = self.base()
-        _, item_logit = self.branch_logits(users[:1], items)
-        si = torch.sigmoid(item_logit)
+        si = torch.sigmoid(self.item_branch(items).squeeze(-1))
         grid = torch.tensor(self.c_grid, dtype=si.dtype, device=si.device)
         return users, items * si[:, None], -grid[:, None] * si
 

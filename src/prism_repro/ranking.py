@@ -88,7 +88,8 @@ def topk_rows(block: torch.Tensor, k: int) -> torch.Tensor:
 def masked_blocks(
     user_out: torch.Tensor, item_out: torch.Tensor, users: torch.Tensor, known: list[UserItemSets]
 ):
-    """Yield (chunk size, dot-product score block) per user chunk, each user's known items -inf."""
+    """Yield (the chunk's users, their dot-product score block) per user chunk, each user's known
+    items at -inf."""
     num_items = item_out.shape[0]
     chunk = chunk_rows(num_items, user_out.device)
     item_t = item_out.t().contiguous()
@@ -176,12 +177,12 @@ def evaluate_rankings(
 ) -> dict[str, dict]:
     """Per score: NDCG@k overall (and per popularity stratum) over users with a held-out item."""
     with torch.no_grad():
-        users = heldout_users(heldout)
+        users = torch.nonzero(heldout.counts > 0).flatten()
         tops = topk_items(user_out, item_out, users, known, k, scores)
-        return {
-            score: score_topk(top, users, heldout, item_stratum, item_out.shape[0], strata)
-            for score, top in tops.items()
-        }
+        results = score_topk(
+            list(tops.values()), users, heldout, item_stratum, item_out.shape[0], strata
+        )
+        return dict(zip(tops, results))
 
 
 def evaluate_offset_rankings(
@@ -196,37 +197,35 @@ def evaluate_offset_rankings(
 ) -> list[dict]:
     """NDCG@k (as :func:`evaluate_rankings`' dot score) of each ranking u . i + offsets[j]."""
     with torch.no_grad():
-        users = heldout_users(heldout)
+        users = torch.nonzero(heldout.counts > 0).flatten()
         tops = topk_items_offsets(user_out, item_out, offsets, users, known, k)
-        return [
-            score_topk(top, users, heldout, item_stratum, item_out.shape[0], strata) for top in tops
-        ]
-
-
-def heldout_users(heldout: UserItemSets) -> torch.Tensor:
-    return torch.nonzero(heldout.counts > 0).flatten()
+        return score_topk(tops, users, heldout, item_stratum, item_out.shape[0], strata)
 
 
 def score_topk(
-    top: torch.Tensor,
+    tops: list[torch.Tensor],
     users: torch.Tensor,
     heldout: UserItemSets,
     item_stratum: torch.Tensor,
     num_items: int,
     strata: bool,
-) -> dict:
-    """NDCG@k of top-k lists (users, k) against the held-out items, overall and per stratum."""
+) -> list[dict]:
+    """NDCG@k of each top-k list (users, k) against the held-out items, overall and per
+    stratum; the held-out lookup is built once for all lists."""
     held_keys = heldout.items + num_items * torch.repeat_interleave(
         torch.arange(len(heldout.counts), device=users.device), heldout.counts
     )
     n_rel = heldout.counts[users]
-    hits = torch.isin(top + num_items * users[:, None], held_keys)
-    result = {"ndcg": mean_over_users(ndcg(hits, n_rel)), "users": int(len(users))}
-    if strata:
-        parts = stratified_ndcg(hits, item_stratum[top], n_rel)
-        for s, name in enumerate(("popular", "neutral", "unpopular")):
-            result[f"ndcg_{name}"] = mean_over_users(parts[:, s])
-    return result
+    results = []
+    for top in tops:
+        hits = torch.isin(top + num_items * users[:, None], held_keys)
+        result = {"ndcg": mean_over_users(ndcg(hits, n_rel)), "users": int(len(users))}
+        if strata:
+            parts = stratified_ndcg(hits, item_stratum[top], n_rel)
+            for s, name in enumerate(("popular", "neutral", "unpopular")):
+                result[f"ndcg_{name}"] = mean_over_users(parts[:, s])
+        results.append(result)
+    return results
 
 
 def evaluate_ranking(
