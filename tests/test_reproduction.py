@@ -27,6 +27,7 @@ from prism_repro.reproduction import (
     render,
     replace_block,
     table1_cells,
+    unsourced_numbers,
     verdict,
 )
 from prism_repro.table1 import BACKBONE_NAMES, LOSS_NAMES, published
@@ -283,6 +284,26 @@ def test_committed_document_and_readme_agree_with_the_record(monkeypatch):
     assert (REPO / "docs/reproduction.md").read_text() == doc, "docs/reproduction.md is stale"
     readme = (REPO / "README.md").read_text()
     assert replace_block(readme, block) == readme, "README's reproduction block is stale"
+
+
+def test_causes_may_quote_only_numbers_the_record_or_the_paper_holds(tmp_path, monkeypatch):
+    record = pd.DataFrame({"dataset": ["Gowalla"], "run": ["r"], "test_ndcg": [0.12344]})
+    # 0.1234: the record's, rounded; 0.1176 and 0.0003: the paper's MF + DirectAU mean and std;
+    # 0.12345 has five decimals and 22.3 is a percentage: neither is read as a quoted NDCG
+    causes = {
+        "a": "ours 0.1234 against 0.1176 +- 0.0003; 0.12345, 22.3 %",
+        "b": "ours 0.1243 (a typo)",
+    }
+    assert unsourced_numbers(causes, record) == [("b", "0.1243")]
+
+    monkeypatch.chdir(REPO)
+    stale = tmp_path / "investigations.yaml"
+    stale.write_text("table1/MF/SSM/tuned_wd/paper: released gives 0.9999\n")
+    args = build_parser("reproduction").parse_args(["reproduction", "--investigations", str(stale)])
+    with pytest.raises(
+        UserError, match=r"investigations.yaml.*table1/MF/SSM/tuned_wd/paper: 0.9999"
+    ):
+        build(args)
 
 
 def test_preset_dry_run_records_every_run(workflow_copy):

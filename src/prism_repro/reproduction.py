@@ -1421,11 +1421,40 @@ def load_investigations(path: Path) -> dict:
     return {k: v for k, v in data.items() if v}
 
 
+QUOTED_NDCG = re.compile(r"(?<![\d.])\d\.\d{4}(?![\d])")
+
+
+def unsourced_numbers(investigations: Mapping, record: pd.DataFrame) -> list[tuple[str, str]]:
+    """(key, number) for each four-decimal number a cause quotes that is neither a metric of the
+    record nor a mean or std of the paper's Table 1: causes are typed by hand, so a rerun or a
+    typo must not leave them quoting numbers nothing backs."""
+    known: set[str] = set()
+    paper = published("table1")
+    for frame in (record, paper):
+        for column in frame.select_dtypes("number").columns:
+            known.update(f"{x:.4f}" for x in frame[column].dropna())
+    return [
+        (key, token)
+        for key, text in investigations.items()
+        for token in QUOTED_NDCG.findall(str(text))
+        if token not in known
+    ]
+
+
 def build(args: argparse.Namespace) -> tuple[str, str]:
     config = preset_config(args.preset, args.config_file, args.schema)
+    record = read_record(args.record)
+    investigations = load_investigations(args.investigations)
+    stale = unsourced_numbers(investigations, record)
+    if stale:
+        listed = "; ".join(f"{key}: {token}" for key, token in stale)
+        raise UserError(
+            f"{args.investigations}: causes quote numbers found neither in {args.record} nor in "
+            f"the paper's Table 1 (a rerun changed them, or a typo): {listed}"
+        )
     inp = Inputs(
-        record=read_record(args.record),
-        investigations=load_investigations(args.investigations),
+        record=record,
+        investigations=investigations,
         config=config,
         preset=args.preset,
         dataset=args.dataset,
