@@ -30,7 +30,7 @@ from prism_repro.picks import (  # noqa: E402
     pick_weight_decay,
     spearman_rho,
 )
-from prism_repro.runspec import DEFAULT_VARIANT, fmt_num  # noqa: E402
+from prism_repro.runspec import DEFAULT_VARIANT, fmt_num, setting_columns  # noqa: E402
 
 log = logging.getLogger("prism_repro.figures")
 STRATA_LABELS = {
@@ -77,14 +77,7 @@ METRICS_COLUMNS = [
     "experiment",
     "dataset",
     "run",
-    "backbone",
-    "loss",
-    "decay",
-    "weight_decay",
-    "init",
-    "alpha",
-    "lr",
-    "seed",
+    *setting_columns(),
     "best_epoch",
     "epochs_run",
     "diverged",
