@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import logging
 import re
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -1271,7 +1272,7 @@ def setup_section(inp: Inputs) -> str:
             f"Choices (the paper tunes lr x weight decay x gamma on validation with 3 seeds; "
             f"preset `{preset}` fits a CPU budget, see Cost):",
             "",
-            f"- one seed ({', '.join(map(str, _seeds(cfg)))}); DirectAU's gamma 1 (MF + DirectAU "
+            f"- seed {_seeds(cfg)}; DirectAU's gamma 1 (MF + DirectAU "
             "with gamma 1 landed on the paper's tuned cell before); MAWU's published Gowalla "
             "gammas;",
             "- Table 1's weight-decay cells: lr tuned over {1e-2, 1e-3} on validation at weight "
@@ -1301,9 +1302,22 @@ def setup_section(inp: Inputs) -> str:
     )
 
 
-def _seeds(cfg: Mapping) -> list[int]:
-    seeds = {s for exp in (cfg.get("experiments") or {}).values() for s in exp.get("seeds", [])}
-    return sorted(seeds) or [123]
+def _seeds(cfg: Mapping) -> str:
+    """The seeds most experiments use, and the experiments that use others (investigations)."""
+    by_experiment = {
+        name: tuple(exp.get("seeds") or [123])
+        for name, exp in (cfg.get("experiments") or {}).items()
+    }
+    if not by_experiment:
+        return "123"
+    common = Counter(by_experiment.values()).most_common(1)[0][0]
+    text = ", ".join(map(str, common))
+    others = [
+        f"{', '.join(map(str, seeds))} in `{name}`"
+        for name, seeds in by_experiment.items()
+        if seeds != common
+    ]
+    return text + (f"; seeds {'; '.join(others)}" if others else "")
 
 
 # -- the document ---------------------------------------------------------------------------
