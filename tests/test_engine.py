@@ -59,6 +59,9 @@ def test_killed_and_resumed_run_equals_uninterrupted(
     _, whole = fit(data, run)
     fit(data, run, work_dir=tmp_path, stop_after=4)  # "killed" after the epoch-4 checkpoint
     assert (tmp_path / "checkpoint.pt").exists()
+    # as a kill in the middle of writing the next checkpoint would leave it
+    stale = tmp_path / ".checkpoint.pt.x1y2z3.tmp"
+    stale.write_bytes(b"half a checkpoint")
     # training is deterministic, so a restart from scratch would give the same rows: count the
     # epochs the second process trains, which a resume from epoch 4 of 6 keeps to two
     trained = []
@@ -72,6 +75,7 @@ def test_killed_and_resumed_run_equals_uninterrupted(
     with caplog.at_level(logging.INFO, logger="prism_repro.train"):
         _, state = fit(data, run, work_dir=tmp_path)
     assert trained == [5, 6]
+    assert not stale.exists()
     assert f"resumed from {tmp_path / 'checkpoint.pt'} at epoch 4" in caplog.messages
     assert [r["val_ndcg"] for r in state.rows] == [r["val_ndcg"] for r in whole.rows]
     assert [r["loss"] for r in state.rows] == [r["loss"] for r in whole.rows]

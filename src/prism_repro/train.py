@@ -434,7 +434,14 @@ class Trainer:
 
     def load_checkpoint(self) -> bool:
         path = self.checkpoint_path
-        if not path or not path.exists():
+        if not path:
+            return False
+        # a process killed while writing a checkpoint leaves its temporary file (tens of MB on
+        # Gowalla) beside the last complete one; nothing else would ever remove it
+        for stale in path.parent.glob(f".{path.name}.*.tmp"):
+            stale.unlink(missing_ok=True)
+            log.info("removed %s, left by a run killed while writing its checkpoint", stale)
+        if not path.exists():
             return False
         payload = torch.load(path, map_location=self.device, weights_only=True)
         if payload["spec"] != self.spec.run_id:
