@@ -1295,9 +1295,10 @@ def setup_section(inp: Inputs) -> str:
             "1's runs): ReSN's weight over {1e-5, 1e-4} and IPL's over {0.1, 1} chosen on "
             "validation, MACR with c chosen on validation inside its run; PRISM + DirectAU with "
             "alpha chosen on validation from Figure 4's runs;",
-            "- non-linear MF's PRISM cells also with the released code's tower alone (variant "
-            "`affine`: no ReLU, the released code's bug; docs/paper-vs-code.md), to tell whether "
-            "the paper's NL-MF numbers come from it.",
+            "- non-linear MF's Table 1 cells, PRISM and weight decay (lr tuned as above), also "
+            "with the released code's tower alone (variant `affine`: no ReLU, the released "
+            "code's bug; docs/paper-vs-code.md), to tell whether the paper's NL-MF numbers come "
+            "from it and to compare PRISM with weight decay like for like under it.",
         ]
     )
 
