@@ -244,7 +244,10 @@ def test_document_has_every_figure_and_the_claims(rendered):
     assert "epoch 20 (cosine) vs 120 (dot product)" in doc
     assert "## The paper's claims" in doc and "PRISM vs tuned weight decay, linear MF" in doc
     # the record's one seed, and the investigation that runs two more
-    assert "- seed 123; seeds 246, 492 in `table1_prism_affine_seeds`;" in doc
+    assert (
+        "- seed 123; seeds 246, 492 in `table1_prism_affine_seeds` and "
+        "`table1_prism_released_seeds`;" in doc
+    )
     # the README block: the Table 1 cells with verdicts
     assert "| MF + DirectAU | tuned weight decay | 0.1176 | 0.1176 ± 0.0003 | matches |" in block
 
@@ -332,15 +335,16 @@ def test_preset_dry_run_records_every_run(workflow_copy):
         parts = line.split()
         if len(parts) == 2 and parts[1].isdigit():
             counts[parts[0]] = int(parts[1])
-    assert counts["train"] == 82 and counts["record_run"] == 82, counts
+    assert counts["train"] == 84 and counts["record_run"] == 84, counts
 
 
 def test_remaining_runs_are_estimated_at_the_measured_rates(rendered):
     _, (doc, _) = rendered
     # left out of the fabricated record: NL-MF + SSM released at lr 1e-2 and 1e-3 (60 and 250
-    # epochs) and PRISM (40); NL-MF + SSM measured at 7 s/epoch; two runs at a time
-    hours = (60 + 250 + 40) * 7.0 / 3600 / 2
-    assert f"Remaining: 3 runs, about {hours:.1f} h on 2 cores" in doc
+    # epochs) and PRISM on three seeds (40 each); NL-MF + SSM measured at 7 s/epoch; two runs
+    # at a time
+    hours = (60 + 250 + 3 * 40) * 7.0 / 3600 / 2
+    assert f"Remaining: 5 runs, about {hours:.1f} h on 2 cores" in doc
     assert "NonLinearMF + SSM 7.00 (estimate 4.45)" in doc
 
 

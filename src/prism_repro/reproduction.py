@@ -1312,13 +1312,14 @@ def _seeds(cfg: Mapping) -> str:
     if not by_experiment:
         return "123"
     common = Counter(by_experiment.values()).most_common(1)[0][0]
-    text = ", ".join(map(str, common))
+    grouped: dict[tuple, list[str]] = {}
+    for name, seeds in by_experiment.items():
+        if seeds != common:
+            grouped.setdefault(seeds, []).append(f"`{name}`")
     others = [
-        f"{', '.join(map(str, seeds))} in `{name}`"
-        for name, seeds in by_experiment.items()
-        if seeds != common
+        f"{', '.join(map(str, seeds))} in {' and '.join(names)}" for seeds, names in grouped.items()
     ]
-    return text + (f"; seeds {'; '.join(others)}" if others else "")
+    return ", ".join(map(str, common)) + (f"; seeds {'; '.join(others)}" if others else "")
 
 
 # -- the document ---------------------------------------------------------------------------
