@@ -30,6 +30,12 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+def stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """The temporary files ``atomic_path(path)`` left behind when its process was killed."""
+    path = Path(path)
+    return sorted(path.parent.glob(f".{path.name}.*.tmp"))
+
+
 def write_parquet(
     frame: pd.DataFrame, path: str | os.PathLike, metadata: dict | None = None
 ) -> None:

@@ -26,7 +26,7 @@ from prism_repro.decay import BATCH_ROW_DECAY, batch_decay_penalty, optimizer_we
 from prism_repro.devices import NO_SLOT, acquire_for, positive_int
 from prism_repro.evaluate import write_run_results
 from prism_repro.initialization import prism_init_
-from prism_repro.io import atomic_path, write_parquet
+from prism_repro.io import atomic_path, stale_temporaries, write_parquet
 from prism_repro.losses import (
     LOSSES,
     LossBatch,
@@ -438,7 +438,7 @@ class Trainer:
             return False
         # a process killed while writing a checkpoint leaves its temporary file (tens of MB on
         # Gowalla) beside the last complete one; nothing else would ever remove it
-        for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        for stale in stale_temporaries(path):
             stale.unlink(missing_ok=True)
             log.info("removed %s, left by a run killed while writing its checkpoint", stale)
         if not path.exists():
