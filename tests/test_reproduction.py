@@ -1,5 +1,6 @@
 """docs/reproduction.md from the record (prism_repro.reproduction), on a fabricated record."""
 
+import statistics
 from pathlib import Path
 
 import pandas as pd
@@ -24,6 +25,8 @@ from prism_repro.reproduction import (
     Inputs,
     build,
     cost_table,
+    rate_scale,
+    remaining_estimate,
     render,
     replace_block,
     table1_cells,
@@ -339,13 +342,23 @@ def test_preset_dry_run_records_every_run(workflow_copy):
 
 
 def test_remaining_runs_are_estimated_at_the_measured_rates(rendered):
-    _, (doc, _) = rendered
+    inp, (doc, _) = rendered
     # left out of the fabricated record: NL-MF + SSM released at lr 1e-2 and 1e-3 (60 and 250
     # epochs) and PRISM on three seeds (40 each); NL-MF + SSM measured at 7 s/epoch; two runs
     # at a time
     hours = (60 + 250 + 3 * 40) * 7.0 / 3600 / 2
     assert f"Remaining: 5 runs, about {hours:.1f} h on 2 cores" in doc
     assert "NonLinearMF + SSM 7.00 (estimate 4.45)" in doc
+    _, _, pairs = remaining_estimate(inp)
+    scale = statistics.median(m / e for m, e in pairs.values())
+    assert len(pairs) > 2 and f"median measured/estimated ratio, {scale:.2f}x)" in doc
+
+
+def test_rate_scale_is_the_median_measured_over_estimated():
+    # measured / estimated per model; the second case tells the median (1) from the mean (2.67)
+    assert rate_scale({"a": (4.0, 2.0), "b": (3.0, 1.0), "c": (1.0, 1.0)}) == 2.0
+    assert rate_scale({"a": (6.0, 1.0), "b": (1.0, 1.0), "c": (1.0, 1.0)}) == 1.0
+    assert rate_scale({}) == 1.0
 
 
 def test_figure9_verdict_waits_for_every_setting(rendered):

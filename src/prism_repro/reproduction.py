@@ -1160,9 +1160,15 @@ def cost_section(inp: Inputs) -> str:
             "",
             f"Remaining: {left} runs, about {left_hours:.1f} h on {CORES} cores at the measured "
             "rates (two runs at a time; models not measured yet at their estimate scaled by the "
-            "median measured/estimated ratio).",
+            f"median measured/estimated ratio, {rate_scale(measured):.2f}x).",
         ]
     return "\n".join(out)
+
+
+def rate_scale(pairs: Mapping) -> float:
+    """Median over models of measured / estimated seconds per epoch ({model: (measured,
+    estimate)}); 1 before anything is measured."""
+    return float(np.median([m / e for m, e in pairs.values()])) if pairs else 1.0
 
 
 def remaining_estimate(inp: Inputs) -> tuple[int, float, dict]:
@@ -1179,7 +1185,7 @@ def remaining_estimate(inp: Inputs) -> tuple[int, float, dict]:
         spec = RunSpec.parse(run)
         estimates[(spec.backbone, spec.loss)] = seconds_per_epoch(spec)
     pairs = {key: (measured[key], estimates[key]) for key in sorted(measured)}
-    scale = float(np.median([m / e for m, e in pairs.values()])) if pairs else 1.0
+    scale = rate_scale(pairs)
     recorded = set(done["run"])
     left, seconds = 0, 0.0
     for dataset, spec in all_candidate_runs(inp.config):
