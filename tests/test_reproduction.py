@@ -351,7 +351,25 @@ def test_remaining_runs_are_estimated_at_the_measured_rates(rendered):
     assert "NonLinearMF + SSM 7.00 (estimate 4.45)" in doc
     _, _, pairs = remaining_estimate(inp)
     scale = statistics.median(m / e for m, e in pairs.values())
-    assert len(pairs) > 2 and f"median measured/estimated ratio, {scale:.2f}x)" in doc
+    assert len(pairs) > 2 and f"median measured/estimated ratio, {scale:.2f}x;" in doc
+
+
+def test_remaining_runs_take_the_epochs_their_recorded_kin_took(rendered):
+    # one of the three released NL-MF + SSM PRISM seeds recorded, at 90 epochs: the other two
+    # seeds (same model, variant, lr and decay class) are expected to take 90, not the
+    # heuristic's 40; the weight-decay runs have no recorded kin and keep 60 and 250
+    inp, _ = rendered
+    kin = inp.record[inp.record["run"] == "nlmf_ssm_none_prism1_lr0.01_s123"].copy()
+    kin["run"] = kin["run"] + "_vreleased"
+    kin["variant"] = "released"
+    kin["epochs_run"] = 90
+    record = pd.concat([inp.record, kin], ignore_index=True)
+    grown = Inputs(record=record, investigations={}, config=inp.config, preset=PRESET)
+    left, hours, _ = remaining_estimate(grown)
+    assert left == 4
+    assert hours == pytest.approx((60 + 250 + 2 * 90) * 7.0 / 3600 / 2)
+    doc, _ = render(grown)
+    assert "epochs per run as recorded runs of the same model, variant, lr and decay class" in doc
 
 
 def test_rate_scale_is_the_median_measured_over_estimated():

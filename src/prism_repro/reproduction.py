@@ -101,22 +101,29 @@ def seconds_per_epoch(spec: RunSpec) -> float:
     return train * BACKBONE_FACTOR.get(spec.backbone, 1.0) + passes * VALIDATION_SECONDS
 
 
-def expected_epochs(spec: RunSpec, cap: int) -> int:
-    """Epochs until early stopping (patience included), estimated from what Gowalla runs showed:
-    PRISM at lr 1e-2 stopped at 38 (best 28), no decay at lr 1e-3 at 27 (best 17); weight decay
-    1e-6 at lr 1e-3 was still improving at 147 of a 150-epoch cap and the paper reports 249
-    epochs on Gowalla; the rest (1e-6 at lr 1e-2, 1e-4) are assumptions."""
+# epochs until early stopping (patience included) by decay class, estimated from what Gowalla
+# runs showed: PRISM at lr 1e-2 stopped at 38 (best 28), no decay at lr 1e-3 at 27 (best 17);
+# weight decay 1e-6 at lr 1e-3 was still improving at 147 of a 150-epoch cap and the paper
+# reports 249 epochs on Gowalla; the rest (1e-6 at lr 1e-2, 1e-4) are assumptions
+CLASS_EPOCHS = {"prism": 40, "weak": 30, "decay-fast-lr": 60, "decay-strong": 100, "decay": 250}
+
+
+def epoch_class(spec: RunSpec) -> str:
+    """Which of CLASS_EPOCHS' classes a run's early stopping is expected to follow."""
     if spec.init != "xavier":
-        epochs = 40
-    elif spec.decay != "full" or spec.weight_decay <= 1e-8:
-        epochs = 30
-    elif spec.lr >= 1e-2:
-        epochs = 60
-    elif spec.weight_decay >= 1e-4:
-        epochs = 100
-    else:
-        epochs = 250
-    return min(epochs, cap)
+        return "prism"
+    if spec.decay != "full" or spec.weight_decay <= 1e-8:
+        return "weak"
+    if spec.lr >= 1e-2:
+        return "decay-fast-lr"
+    if spec.weight_decay >= 1e-4:
+        return "decay-strong"
+    return "decay"
+
+
+def expected_epochs(spec: RunSpec, cap: int) -> int:
+    """Epochs until early stopping, by the run's decay class (CLASS_EPOCHS)."""
+    return min(CLASS_EPOCHS[epoch_class(spec)], cap)
 
 
 def cost_table(config: Mapping, dataset: str | None = None) -> pd.DataFrame:
@@ -1160,7 +1167,9 @@ def cost_section(inp: Inputs) -> str:
             "",
             f"Remaining: {left} runs, about {left_hours:.1f} h on {CORES} cores at the measured "
             "rates (two runs at a time; models not measured yet at their estimate scaled by the "
-            f"median measured/estimated ratio, {rate_scale(measured):.2f}x).",
+            f"median measured/estimated ratio, {rate_scale(measured):.2f}x; epochs per run as "
+            "recorded runs of the same model, variant, lr and decay class took, the median, "
+            "else the estimate's).",
         ]
     return "\n".join(out)
 
@@ -1171,10 +1180,16 @@ def rate_scale(pairs: Mapping) -> float:
     return float(np.median([m / e for m, e in pairs.values()])) if pairs else 1.0
 
 
+def _kin(spec: RunSpec) -> tuple:
+    """Runs expected to stop after about as many epochs: same model, variant, lr, decay class."""
+    return (spec.backbone, spec.loss, spec.variant, spec.lr, epoch_class(spec))
+
+
 def remaining_estimate(inp: Inputs) -> tuple[int, float, dict]:
     """The preset's runs not in the record yet, and the hours they should take at the seconds
     per epoch measured so far (per model; others at the estimate times the median ratio of
-    measured to estimated). Returns (runs, hours, {(backbone, loss): (measured, estimate)})."""
+    measured to estimated) and the epochs their recorded kin took (the median; else the
+    estimate's). Returns (runs, hours, {(backbone, loss): (measured, estimate)})."""
     from prism_repro.grid import all_candidate_runs
 
     cap = int(inp.config["train"]["max_epochs"])
@@ -1186,6 +1201,8 @@ def remaining_estimate(inp: Inputs) -> tuple[int, float, dict]:
         estimates[(spec.backbone, spec.loss)] = seconds_per_epoch(spec)
     pairs = {key: (measured[key], estimates[key]) for key in sorted(measured)}
     scale = rate_scale(pairs)
+    kin = done.assign(_kin=[_kin(RunSpec.parse(run)) for run in done["run"]])
+    epochs_seen = kin.groupby("_kin")["epochs_run"].median().to_dict()
     recorded = set(done["run"])
     left, seconds = 0, 0.0
     for dataset, spec in all_candidate_runs(inp.config):
@@ -1193,7 +1210,7 @@ def remaining_estimate(inp: Inputs) -> tuple[int, float, dict]:
             continue
         rate = measured.get((spec.backbone, spec.loss), seconds_per_epoch(spec) * scale)
         left += 1
-        seconds += expected_epochs(spec, cap) * rate
+        seconds += epochs_seen.get(_kin(spec), expected_epochs(spec, cap)) * rate
     return left, seconds / 3600 / CORES, pairs
 
 
