@@ -5,6 +5,8 @@
 #   bash benchmarks/gpu_check.sh [--out DIR] [--mirror DIR]   # on a GPU machine
 #   bash benchmarks/gpu_check.sh --cpu-smoke                   # reduced form on CPU (CI)
 #   bash benchmarks/gpu_check.sh --keep-going ...               # a failing step does not stop the rest
+#   bash benchmarks/gpu_check.sh --steps bench,sharing,cost --step-timeout 180 ...
+#                                       # only these steps (machine always), each killed after 180 s
 #
 # Steps (each one's output in DIR/<step>.log, the key lines in DIR/summary.txt):
 #   1. machine     GPU, driver, CPU model, torch and CUDA versions
@@ -30,6 +32,8 @@ REPO=$PWD
 
 MODE=gpu
 KEEP_GOING=0
+STEPS=all
+STEP_TIMEOUT=0
 FAILED=()
 OUT=benchmarks/out/gpu_check
 MIRROR=${MIRROR:-../shared/data}
@@ -37,9 +41,11 @@ while [ $# -gt 0 ]; do
   case $1 in
     --cpu-smoke) MODE=smoke ;;
     --keep-going) KEEP_GOING=1 ;;
+    --steps) STEPS=$2; shift ;;
+    --step-timeout) STEP_TIMEOUT=$2; shift ;;
     --out) OUT=$2; shift ;;
     --mirror) MIRROR=$2; shift ;;
-    *) echo "usage: $0 [--cpu-smoke] [--keep-going] [--out DIR] [--mirror DIR]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--cpu-smoke] [--keep-going] [--steps A,B,..] [--step-timeout S] [--out DIR] [--mirror DIR]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -51,27 +57,51 @@ if [ -x .venv/bin/python ]; then export PATH="$REPO/.venv/bin:$PATH"; fi
 PY=python
 command -v "$PY" >/dev/null || PY=python3
 CORES=$(nproc)
+ALL_STEPS=machine,cuda-tests,bench,sharing,cost,tiny,bench-amazonbook
+[ "$STEPS" = all ] && STEPS=$ALL_STEPS
+STEPS=machine,$STEPS
+for s in ${STEPS//,/ }; do
+  case ",$ALL_STEPS," in *",$s,"*) ;; *) echo "gpu_check: unknown step '$s' in --steps (steps: $ALL_STEPS)" >&2; exit 2 ;; esac
+done
+[[ $STEP_TIMEOUT =~ ^[0-9]+$ ]] || { echo "gpu_check: --step-timeout wants whole seconds, got '$STEP_TIMEOUT'" >&2; exit 2; }
+export OUT MODE CORES PY
+rm -f "$OUT"/*.log
 : >"$OUT/summary.txt"
 T_ALL=$(date +%s)
 
-# step NAME CMD...: run, tee to NAME.log, record seconds; a failing step fails the script
+# host memory left and GPU memory in use after each step: a lease that wedges shows where
+memory() {
+  local host gpu=""
+  host=$(awk '/MemAvailable/ {a=$2} /MemTotal/ {t=$2} END {printf "%d of %d MiB available", a/1024, t/1024}' /proc/meminfo)
+  command -v nvidia-smi >/dev/null && gpu="; GPU $(nvidia-smi --query-gpu=memory.used --format=csv,noheader | paste -sd, -) used"
+  echo "   memory: host $host$gpu"
+}
+
+# step NAME CMD...: run (a shell function too), tee to NAME.log, record seconds and memory;
+# a failing or timed-out step fails the script unless --keep-going
 step() {
   local name=$1 t0 rc
   shift
+  case ",$STEPS," in *",$name,"*) ;; *) echo "== $name: skipped (--steps)" | tee -a "$OUT/summary.txt"; return 0 ;; esac
   echo "== $name: $*"
   t0=$(date +%s)
+  local run=("$@")
+  declare -F "$1" >/dev/null && run=(bash -c "set -euo pipefail; $(declare -f "$1"); $*")
+  [ "$STEP_TIMEOUT" -gt 0 ] && run=(timeout -k 10 "$STEP_TIMEOUT" "${run[@]}")
   set +e
-  "$@" 2>&1 | tee "$OUT/$name.log"
+  "${run[@]}" 2>&1 | tee "$OUT/$name.log"
   rc=${PIPESTATUS[0]}
   set -e
+  [ "$rc" = 124 ] && [ "$STEP_TIMEOUT" -gt 0 ] && echo "gpu_check: step $name ran past --step-timeout $STEP_TIMEOUT s" | tee -a "$OUT/summary.txt" >&2
   echo "== $name: $(($(date +%s) - t0)) s (exit $rc)" | tee -a "$OUT/summary.txt"
+  memory | tee -a "$OUT/summary.txt"
   [ "$rc" = 0 ] && return 0
   echo "gpu_check: step $name failed (log: $OUT/$name.log)" | tee -a "$OUT/summary.txt" >&2
   # one lease is often all there is: with --keep-going, the later steps still get measured
   [ "$KEEP_GOING" = 1 ] || exit "$rc"
   FAILED+=("$name")
 }
-keep() { grep -hE "$1" "$OUT/$2.log" >>"$OUT/summary.txt" || true; }
+keep() { grep -shE "$1" "$OUT/$2.log" >>"$OUT/summary.txt" || true; }
 
 machine() {
   date -u +%Y-%m-%dT%H:%M:%SZ
@@ -90,7 +120,7 @@ fi
 # 2. CUDA-only tests (they skip without a GPU; on a GPU a skip is a failure)
 step cuda-tests "$PY" -m pytest -q -m cuda -rs -s -p no:cacheprovider tests/test_cuda.py
 keep "passed|failed|skipped|largest relative|peak .* MiB" cuda-tests
-if [ "$MODE" = gpu ] && grep -q "skipped" "$OUT/cuda-tests.log"; then
+if [ "$MODE" = gpu ] && grep -sq "skipped" "$OUT/cuda-tests.log"; then
   echo "gpu_check: CUDA tests were skipped on a GPU machine" | tee -a "$OUT/summary.txt" >&2
   [ "$KEEP_GOING" = 1 ] || exit 1
   FAILED+=(cuda-tests-skipped)
