@@ -21,19 +21,7 @@ def provenance() -> dict:
         pyg = importlib.metadata.version("torch_geometric")
     except importlib.metadata.PackageNotFoundError:  # pragma: no cover
         pyg = "absent"
-    try:
-        commit = (
-            subprocess.run(
-                ["git", "describe", "--always", "--dirty", "--abbrev=12"],
-                capture_output=True,
-                text=True,
-                timeout=10,
-                cwd=Path(__file__).parent,
-            ).stdout.strip()
-            or "unknown"
-        )
-    except (OSError, subprocess.SubprocessError):
-        commit = "unknown"
+    commit = git_commit(Path(__file__).parent)
     return {
         "version_prism_repro": prism_repro.__version__,
         "version_torch": str(torch.__version__),
@@ -46,6 +34,30 @@ def provenance() -> dict:
         # reduced precision is never used by default, the flag tells machines apart
         "uniformity_onednn_bf16": bool(uniformity._FAST_BF16),
     }
+
+
+# what decides a run's numbers; a checkout whose changes lie elsewhere (the record's own
+# reference/*/runs.csv growing as runs finish, the generated docs) is not "-dirty"
+CODE_PATHS = ("src", "workflow", "Snakefile", "config.yaml", "pyproject.toml")
+
+
+def git_commit(where: Path) -> str:
+    """The checkout's commit, with "-dirty" only when its code (CODE_PATHS) has changes."""
+
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", *args], capture_output=True, text=True, timeout=10, cwd=where)
+
+    try:
+        head = git("rev-parse", "--short=12", "HEAD")
+        if head.returncode != 0:
+            return "unknown"
+        top = git("rev-parse", "--show-toplevel").stdout.strip()
+        changes = git(
+            "-C", top, "status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head.stdout.strip() + ("-dirty" if changes else "")
 
 
 def cpu_model() -> str:

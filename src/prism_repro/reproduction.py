@@ -1290,7 +1290,11 @@ def setup_section(inp: Inputs) -> str:
             "degree, the epochs at which dot-product and cosine validation reach 95 % of their "
             "best, best and stopped epoch, train seconds, device, CPU model, commit, date. The "
             "merge is idempotent (a run already recorded is replaced), so the record grows over "
-            "several sittings and machines; commit it after each.",
+            "several sittings and machines; commit it after each. A commit ending in `-dirty` "
+            "means the run's code (src, workflow, Snakefile, config.yaml, pyproject.toml) differed "
+            "from that commit. On rows finished before 2026-11-30 17:00 UTC any change in the "
+            "checkout set it, the record's own growing runs.csv included, so there it does not "
+            "by itself say that the code differed.",
             "",
             f"Choices (the paper tunes lr x weight decay x gamma on validation with 3 seeds; "
             f"preset `{preset}` fits a CPU budget, see Cost):",
