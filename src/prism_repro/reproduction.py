@@ -1195,13 +1195,11 @@ def remaining_estimate(inp: Inputs) -> tuple[int, float, dict]:
     cap = int(inp.config["train"]["max_epochs"])
     done = inp.rows[inp.rows["preset"] == inp.preset]
     measured = done.groupby(["backbone", "loss"])["seconds_per_epoch"].median().to_dict()
-    estimates = {}
-    for run in done["run"]:
-        spec = RunSpec.parse(run)
-        estimates[(spec.backbone, spec.loss)] = seconds_per_epoch(spec)
+    specs = [RunSpec.parse(run) for run in done["run"]]
+    estimates = {(spec.backbone, spec.loss): seconds_per_epoch(spec) for spec in specs}
     pairs = {key: (measured[key], estimates[key]) for key in sorted(measured)}
     scale = rate_scale(pairs)
-    kin = done.assign(_kin=[_kin(RunSpec.parse(run)) for run in done["run"]])
+    kin = done.assign(_kin=[_kin(spec) for spec in specs])
     epochs_seen = kin.groupby("_kin")["epochs_run"].median().to_dict()
     recorded = set(done["run"])
     left, seconds = 0, 0.0
