@@ -338,7 +338,7 @@ def test_preset_dry_run_records_every_run(workflow_copy):
         parts = line.split()
         if len(parts) == 2 and parts[1].isdigit():
             counts[parts[0]] = int(parts[1])
-    assert counts["train"] == 90 and counts["record_run"] == 90, counts
+    assert counts["train"] == 91 and counts["record_run"] == 91, counts
 
 
 def test_remaining_runs_are_estimated_at_the_measured_rates(rendered):
