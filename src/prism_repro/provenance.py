@@ -51,10 +51,9 @@ def git_commit(where: Path) -> str:
         head = git("rev-parse", "--short=12", "HEAD")
         if head.returncode != 0:
             return "unknown"
-        top = git("rev-parse", "--show-toplevel").stdout.strip()
-        changes = git(
-            "-C", top, "status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS
-        ).stdout.strip()
+        # ":/" anchors each path at the checkout's top, wherever `where` lies inside it
+        paths = [f":/{path}" for path in CODE_PATHS]
+        changes = git("status", "--porcelain", "--untracked-files=no", "--", *paths).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return head.stdout.strip() + ("-dirty" if changes else "")
